@@ -1,0 +1,198 @@
+"""hostclock's configuration: one immutable object, vpnkit's defaults, TOML and CLI overrides.
+
+Defaults are vpnkit's (which Docker Desktop used): gateway 192.168.65.1 with
+MAC f6:16:36:bc:f9:c6 on a /24, MTU 1500. Validation happens at construction,
+so a bad address stops the program at start-up with one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .addresses import parse_ipv4, parse_mac
+
+__all__ = ["ConfigError", "GatewayConfig", "TimeConfig", "ResponderConfig", "Config",
+           "parse_host_port", "DEFAULT_RESPONDER_LISTEN"]
+
+DEFAULT_RESPONDER_LISTEN = "127.0.0.1:0"  # an ephemeral loopback port for the embedded responder
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; the message is one line that names the fix."""
+
+
+def parse_host_port(text: str, *, what: str) -> tuple[str, int]:
+    """'127.0.0.1:123' -> ('127.0.0.1', 123); IPv4 literals only (no name lookups)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{what} {text!r} is not HOST:PORT (for example 127.0.0.1:123)")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: {host!r} is not an IPv4 address (give a literal such as 127.0.0.1)") from None
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{what} {text!r}: port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The virtual gateway as the guest sees it."""
+
+    gateway_ip: str = "192.168.65.1"
+    gateway_mac: str = "f6:16:36:bc:f9:c6"
+    prefix_len: int = 24
+    mtu: int = 1500
+    #: a second local address (vpnkit's host alias is 192.168.65.2); answers ARP, ping and services too
+    host_alias_ip: str | None = None
+    #: what a UDP datagram to a port with no service gets. RFC 1122 §4.1.3.1: "If a datagram
+    #: arrives addressed to a UDP port for which there is no pending LISTEN call, UDP SHOULD
+    #: send an ICMP Port Unreachable message." So that is the default; "drop" is silent.
+    unbound_udp: Literal["port-unreachable", "drop"] = "port-unreachable"
+
+    def __post_init__(self) -> None:
+        for name in ("gateway_ip", "host_alias_ip"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    parse_ipv4(value)
+                except ValueError as e:
+                    raise ConfigError(f"{name}: {e}") from None
+        try:
+            mac = parse_mac(self.gateway_mac)
+        except ValueError as e:
+            raise ConfigError(f"gateway_mac: {e}") from None
+        if mac[0] & 1:
+            raise ConfigError(f"gateway_mac {self.gateway_mac} is a multicast address; use a unicast MAC (first byte even)")
+        if not 8 <= self.prefix_len <= 30:
+            raise ConfigError(f"prefix_len {self.prefix_len}: the guest subnet needs a prefix from /8 to /30")
+        if not 576 <= self.mtu <= 65535:
+            raise ConfigError(f"mtu {self.mtu}: choose a value from 576 to 65535 (1500 is usual)")
+        if self.unbound_udp not in ("port-unreachable", "drop"):
+            raise ConfigError(f"unbound_udp {self.unbound_udp!r}: choose 'port-unreachable' or 'drop'")
+        network = self.network
+        for name in ("gateway_ip", "host_alias_ip"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            address = ipaddress.IPv4Address(value)
+            if address not in network or address in (network.network_address, network.broadcast_address):
+                raise ConfigError(f"{name} {value} is not a host address of {network}; change it or --prefix-len")
+        if self.host_alias_ip == self.gateway_ip:
+            raise ConfigError("host_alias_ip equals gateway_ip; give the alias another address or leave it unset")
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.gateway_ip}/{self.prefix_len}", strict=False)
+
+
+@dataclass(frozen=True)
+class ResponderConfig:
+    """The SNTP responder that serves the host clock on loopback (RFC 4330 server mode)."""
+
+    #: where the embedded responder listens (port 0: an ephemeral port)
+    listen: str = DEFAULT_RESPONDER_LISTEN
+    #: stratum announced while the host clock is served as synchronised. 10 is the stratum
+    #: chrony's `local` directive uses for "my own clock, vouched for by nobody upstream";
+    #: the guest has no other source, so it follows the host either way.
+    stratum: int = 10
+    #: reference ID: for stratum >= 2 an IPv4 address; 127.127.1.1 is the classic "local clock"
+    refid: str = "127.127.1.1"
+    #: answer LI=3, stratum 0 (chrony's way) while the host kernel says its clock is unsynchronised.
+    #: Off by default: the guest must follow the host even when the host is off real time.
+    report_unsync: bool = False
+
+    def __post_init__(self) -> None:
+        host, _ = parse_host_port(self.listen, what="responder listen address")
+        if not ipaddress.IPv4Address(host).is_loopback:
+            raise ConfigError(f"responder listen address {self.listen} is not on loopback; the responder serves this host only (use 127.0.0.1:PORT)")
+        if not 1 <= self.stratum <= 15:
+            raise ConfigError(f"stratum {self.stratum}: a synchronised server announces 1 to 15")
+        try:
+            parse_ipv4(self.refid)
+        except ValueError:
+            if not (1 <= len(self.refid) <= 4 and self.refid.isascii()):
+                raise ConfigError(f"refid {self.refid!r}: give an IPv4 address or up to 4 ASCII characters") from None
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """The time plugin: UDP/123 on the gateway, forwarded to an SNTP server on the host."""
+
+    #: "HOST:PORT" of an existing server on the host, or None for the embedded responder
+    upstream: str | None = None
+    #: permit an upstream off loopback (then guest NTP traffic leaves the machine)
+    allow_remote_upstream: bool = False
+    #: vpnkit's UDP NAT: a flow idle this long (monotonic seconds) is closed
+    flow_idle_timeout: float = 60.0
+    #: vpnkit's UDP NAT: at most this many flows; at the limit the oldest quarter is expired
+    max_flows: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.upstream is not None:
+            host, port = parse_host_port(self.upstream, what="upstream")
+            if port == 0:
+                raise ConfigError(f"upstream {self.upstream}: port 0 is not a server port")
+            if not ipaddress.IPv4Address(host).is_loopback and not self.allow_remote_upstream:
+                raise ConfigError(
+                    f"upstream {self.upstream} is not on loopback and by default no traffic leaves this machine; "
+                    "use a 127.x.x.x server or pass --allow-remote-upstream")
+        if self.flow_idle_timeout <= 0:
+            raise ConfigError(f"flow_idle_timeout {self.flow_idle_timeout}: must be above 0 seconds")
+        if self.max_flows < 4:
+            raise ConfigError(f"max_flows {self.max_flows}: allow at least 4 flows")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything hostclock needs: the gateway, the time plugin, the responder."""
+
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    time: TimeConfig = field(default_factory=TimeConfig)
+    responder: ResponderConfig = field(default_factory=ResponderConfig)
+
+    _SECTIONS = {"gateway": GatewayConfig, "time": TimeConfig, "responder": ResponderConfig}
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, source: str = "configuration") -> "Config":
+        """Build from nested dicts ({"gateway": {...}, ...}); unknown keys are errors."""
+        sections: dict[str, Any] = {}
+        for name, values in data.items():
+            section_cls = cls._SECTIONS.get(name)
+            if section_cls is None:
+                raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(cls._SECTIONS)})")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{name}] must be a table")
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ConfigError(f"{source}: unknown key {unknown[0]!r} in [{name}] (known: {', '.join(sorted(known))})")
+            try:
+                sections[name] = section_cls(**values)
+            except TypeError as e:
+                raise ConfigError(f"{source}: [{name}]: {e}") from None
+        return cls(**sections)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "Config":
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        return cls.from_mapping(data, source=str(path))
+
+    def replace(self, **sections: dict[str, Any]) -> "Config":
+        """A copy with some fields of some sections changed: replace(time={"upstream": ...})."""
+        changed = {}
+        for name, values in sections.items():
+            current = getattr(self, name)
+            changed[name] = dataclasses.replace(current, **values) if values else current
+        return dataclasses.replace(self, **changed)
