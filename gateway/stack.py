@@ -114,6 +114,8 @@ class Stack:
             return self._drop(Drop.ARP_NOT_ETHERNET_IPV4)
         if target_ip not in self.local_ips:
             return self._drop(Drop.ARP_NOT_FOR_US)
+        if sender_mac[0] & 1:
+            return self._drop(Drop.ARP_BAD_SENDER)
         if op != arp.OP_REQUEST:
             return self._drop(Drop.ARP_NOT_REQUEST)
         # "Swap hardware and protocol fields, putting the local hardware and protocol
