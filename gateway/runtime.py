@@ -54,9 +54,16 @@ class Gateway:
         self._activity = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled. `task_status.started(line)` gives the one-line ready message."""
+        """Serve until cancelled. `task_status.started(line)` gives the one-line ready message.
+
+        The transport starts first, so that the commonest start-up error (a TAP that
+        cannot be created, a socket path in use) is reported before anything else runs.
+        Frames arriving in the moment before the upstream is ready are dropped and counted.
+        """
+        started = False
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(self.transport.run, self._on_frame)
                 if self.config.time.upstream is None:
                     from plugins.sntp.server import SntpServer
 
@@ -68,16 +75,17 @@ class Gateway:
                 driver = UpstreamDriver(self.time_service, self.upstream, self)
                 await nursery.start(driver.run)
                 self._drivers[self.time_service.port] = driver
-                await nursery.start(self.transport.run, self._on_frame)
                 nursery.start_soon(self._report_drops)
+                started = True
                 gw = self.config.gateway
                 task_status.started(
                     f"hostclock: gateway {gw.gateway_ip} ({gw.gateway_mac}) on {self.transport.description}; "
                     f"NTP on {gw.gateway_ip}:123 answered by the {source}")
         finally:
-            summary = self.drop_summary()
-            log.info("stopped: %d frames received, %d sent%s", self.stack.frames_received,
-                     self.stack.frames_sent, f"; dropped: {summary}" if summary else "")
+            if started:
+                summary = self.drop_summary()
+                log.info("stopped: %d frames received, %d sent%s", self.stack.frames_received,
+                         self.stack.frames_sent, f"; dropped: {summary}" if summary else "")
 
     # -- the hot path ----------------------------------------------------------------
 
@@ -94,7 +102,11 @@ class Gateway:
             if type(output) is bytes:
                 link.send_frame(output)
             elif isinstance(output, Forward):
-                self._drivers[output.port].submit(output)
+                driver = self._drivers.get(output.port)
+                if driver is None:
+                    self._unroutable["gateway: starting, upstream not ready yet"] += 1
+                else:
+                    driver.submit(output)
             else:
                 raise TypeError(f"a service returned {output!r}; services return bytes or Forward")
 
