@@ -1,0 +1,187 @@
+"""The SNTP responder on a loopback UDP socket: the trio edge around `Responder`.
+
+* Receive timestamps come from the kernel (SO_TIMESTAMPNS: the time the
+  datagram reached the socket, before any queueing in this process), falling
+  back to reading the clock right after `recvmsg` if the option is refused.
+  An injected `clock` (tests) disables kernel timestamps, so that both
+  timestamps of a reply come from the same clock.
+* All queued datagrams are drained with non-blocking `recvmsg` before waiting
+  for readability again (a checkpoint every `DRAIN_BATCH` datagrams keeps a
+  flood from starving other trio tasks); replies go out with a non-blocking
+  `sendto`, and a full send buffer is a counted drop, never a wait.
+* The ServerState is refreshed from the kernel (one adjtimex read) lazily,
+  when a request arrives at least a second after the last refresh: no timer,
+  no wakeups while idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from collections import Counter
+from typing import Callable
+
+import trio
+
+from gateway.config import ResponderConfig, parse_host_port
+
+from .drops import SntpDrop
+from .host_clock import measure_precision, now_ns, read_kernel_time_state
+from .kernel_state import KernelTimeState
+from .responder import Responder, ServerState
+from .timestamps import unix_ns_to_ntp
+
+__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER"]
+
+logger = logging.getLogger("hostclock.sntp")
+
+#: Linux <asm-generic/socket.h>: SO_TIMESTAMPNS (SO_TIMESTAMPNS_OLD, 64-bit time_t on 64-bit
+#: platforms); the control message it produces has the same number (SCM_TIMESTAMPNS)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux: tv_sec, tv_nsec
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+#: bigger than any plain request; a datagram that does not fit is counted and dropped
+RECEIVE_BUFFER = 2048
+#: datagrams handled between checkpoints while draining the queue
+DRAIN_BATCH = 256
+_NS_PER_S = 1_000_000_000
+
+
+class SntpServer:
+    """Serves the host clock (or an injected `clock`, Unix ns) over UDP, per `config`.
+
+    `answered` counts replies sent, `drops` (shared with the responder)
+    counts everything not answered, by reason; `bound_address` is (host, port)
+    once `run` has bound the socket.
+    """
+
+    def __init__(self, config: ResponderConfig, *, clock: Callable[[], int] | None = None,
+                 read_kernel_state: Callable[[], KernelTimeState] = read_kernel_time_state,
+                 precision: int | None = None) -> None:
+        self.config = config
+        self._clock = now_ns if clock is None else clock
+        self._kernel_timestamps = clock is None
+        self._read_kernel_state = read_kernel_state
+        self.precision = measure_precision(self._clock) if precision is None else precision
+        self.answered = 0
+        self.bound_address: tuple[str, int] | None = None
+        self.kernel_state = read_kernel_state()
+        self._refreshed_ns = self._clock()
+        self.responder = Responder(self._state_from(self.kernel_state, self._refreshed_ns))
+        clock_fn = self._clock
+        self._read_clock_ntp = lambda: unix_ns_to_ntp(clock_fn())
+
+    @property
+    def drops(self) -> Counter[str]:
+        return self.responder.drops
+
+    @property
+    def state(self) -> ServerState:
+        return self.responder.state
+
+    def _state_from(self, kernel: KernelTimeState, at_ns: int) -> ServerState:
+        return ServerState.from_config(self.config, kernel, precision=self.precision,
+                                       reference_ntp=unix_ns_to_ntp(at_ns))
+
+    def _refresh(self, at_ns: int) -> None:
+        kernel = self._read_kernel_state()
+        if (kernel.synchronised, kernel.leap) != (self.kernel_state.synchronised, self.kernel_state.leap):
+            logger.info("host clock now %s per the kernel, leap second pending: %s",
+                        "synchronised" if kernel.synchronised else "unsynchronised", kernel.leap)
+        self.kernel_state = kernel
+        self._refreshed_ns = at_ns
+        self.responder.state = self._state_from(kernel, at_ns)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Bind, report (host, port) through `task_status.started`, and serve until cancelled."""
+        host, port = parse_host_port(self.config.listen, what="responder listen address")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            if self._kernel_timestamps:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                except OSError:
+                    self._kernel_timestamps = False
+            try:
+                sock.bind((host, port))
+            except OSError as e:
+                raise OSError(e.errno, f"SNTP responder cannot bind {host}:{port}: {e.strerror}") from None
+            self.bound_address = sock.getsockname()
+            self._refresh(self._clock())
+            self._log_start()
+            task_status.started(self.bound_address)
+            await self._serve(sock)
+        finally:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
+
+    def _log_start(self) -> None:
+        host, port = self.bound_address
+        state = self.state
+        timestamps = "the kernel" if self._kernel_timestamps else "the clock after recvmsg"
+        if not self.kernel_state.known:
+            clock = "host clock state unknown (adjtimex unavailable), served as synchronised"
+        elif self.kernel_state.synchronised:
+            clock = "host clock synchronised per the kernel"
+        elif state.synchronised:
+            clock = "host clock unsynchronised per the kernel, served as synchronised"
+        else:
+            clock = "host clock unsynchronised per the kernel, answering LI=3 stratum 0 (report_unsync)"
+        logger.info("SNTP responder on %s:%d: stratum %d, refid %s, precision 2^%d s, receive timestamps "
+                    "from %s; %s", host, port, self.config.stratum, self.config.refid, state.precision,
+                    timestamps, clock)
+
+    async def _serve(self, sock: socket.socket) -> None:
+        while True:
+            if self._drain(sock):
+                await trio.lowlevel.wait_readable(sock)
+            else:
+                await trio.lowlevel.checkpoint()
+
+    def _drain(self, sock: socket.socket) -> bool:
+        """Answer up to DRAIN_BATCH queued datagrams; True once the queue is empty."""
+        recvmsg = sock.recvmsg
+        sendto = sock.sendto
+        respond = self.responder.respond
+        read_clock_ntp = self._read_clock_ntp
+        drops = self.responder.drops
+        kernel_timestamps = self._kernel_timestamps
+        for _ in range(DRAIN_BATCH):
+            try:
+                request, ancillary, flags, address = recvmsg(RECEIVE_BUFFER, _ANCILLARY_SIZE)
+            except BlockingIOError:
+                return True
+            except OSError:
+                drops[SntpDrop.RECEIVE_ERROR] += 1
+                continue
+            receive_ns = _kernel_receive_ns(ancillary) if kernel_timestamps else None
+            if receive_ns is None:
+                receive_ns = self._clock()
+            if flags & socket.MSG_TRUNC:
+                drops[SntpDrop.TRUNCATED] += 1
+                continue
+            if not -_NS_PER_S < receive_ns - self._refreshed_ns < _NS_PER_S:
+                self._refresh(receive_ns)
+            reply = respond(request, unix_ns_to_ntp(receive_ns), read_clock_ntp)
+            if reply is None:
+                continue
+            try:
+                sendto(reply, address)
+            except BlockingIOError:
+                drops[SntpDrop.SEND_WOULD_BLOCK] += 1
+            except OSError:
+                drops[SntpDrop.SEND_FAILED] += 1
+            else:
+                self.answered += 1
+        return False
+
+
+def _kernel_receive_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The SCM_TIMESTAMPNS timespec as Unix ns, or None if the kernel attached none."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return seconds * _NS_PER_S + nanoseconds
+    return None
