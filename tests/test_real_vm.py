@@ -1,0 +1,165 @@
+"""Acceptance: a real Linux guest gets its host's clock through hostclock.
+
+``hostclock run --qemu-stream PATH`` (listens on PATH) or
+``hostclock run --qemu-dgram PATH`` (binds PATH, replies to the peer address a
+frame came from) is started as a subprocess and prints a ready line on stdout.
+The guest (tests/vm/guest/init) boots under QEMU/TCG with its only NIC on that
+socket, takes a DHCP lease whose NTP server (option 42) must be the gateway,
+measures its clock with ``chronyd -Q`` (first offset: the RTC's error, up to
+about a second), steps the GUEST clock with ``chronyd -q`` and measures again
+(second offset: must be within 10 ms).
+
+Nothing here touches the host clock: the only clock stepped is the VM's.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+try:
+    from tests.vm import qemu, support
+except ImportError:  # pytest put tests/ rather than the repo root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.vm import qemu, support
+
+GATEWAY = "192.168.65.1"
+READY_TIMEOUT = 20.0
+VM_TIMEOUT = 150.0
+
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("hostclock") is None, reason="hostclock CLI not installed"),
+]
+
+
+@contextmanager
+def hostclock_run(*args: str, socket_path: Path):
+    """Run ``hostclock run ARGS`` until the block ends; wait for its ready line
+    on stdout and for SOCKET_PATH to exist."""
+    stderr = tempfile.TemporaryFile()
+    proc = subprocess.Popen(["hostclock", "run", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=stderr, text=True,
+                            start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    stdout_seen: list[str] = []
+
+    def pump():  # keep draining stdout so hostclock never blocks on a full pipe
+        for line in proc.stdout:
+            stdout_seen.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def log() -> str:
+        stderr.seek(0)
+        err = stderr.read().decode(errors="replace")
+        return f"stdout:\n{''.join(stdout_seen)}\nstderr:\n{err}"
+
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        ready = False
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"hostclock exited ({proc.returncode}) before it was ready\n{log()}")
+            if not ready:
+                try:
+                    lines.get(timeout=0.2)
+                    ready = True
+                except queue.Empty:
+                    continue
+            if ready and socket_path.exists():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"hostclock not ready within {READY_TIMEOUT} s "
+                        f"(ready line: {ready}, {socket_path} exists: {socket_path.exists()})\n"
+                        f"{log()}")
+        proc.log = log  # for failure messages
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        stderr.close()
+
+
+@pytest.fixture
+def sockdir():
+    d = support.short_tmpdir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _check_guest(console: str, gateway_log: str, *, source: str = "dhcp") -> dict:
+    res = qemu.parse_results(console)
+    where = f"\n--- guest console ---\n{console}\n--- hostclock ---\n{gateway_log}"
+    assert not res["errors"], f"guest reported {res['errors']}{where}"
+    lease = res.get("lease")
+    assert lease, f"no DHCP lease{where}"
+    assert lease.get("ntpsrv") == GATEWAY, f"option 42 is not the gateway: {lease}{where}"
+    assert lease.get("router") == GATEWAY, f"router is not the gateway: {lease}{where}"
+    assert lease.get("source") == source, f"address not from {source}: {lease}{where}"
+    assert "first" in res, f"no first offset{where}"
+    assert abs(res["first"]) < 2.0, f"first offset {res['first']} s{where}"
+    assert "second" in res, f"no second offset{where}"
+    assert abs(res["second"]) < 0.010, f"second offset {res['second']} s{where}"
+    assert res["done"], f"guest did not finish{where}"
+    print(f"\nguest offsets: first {res['first']:+.6f} s, step {res.get('step', 0):+.6f} s, "
+          f"second {res['second']:+.6f} s")
+    return res
+
+
+def test_guest_gets_host_clock_over_qemu_stream(sockdir):
+    support.require_qemu()
+    image = support.require_image()
+    path = sockdir / "hostclock.sock"
+    with hostclock_run("--qemu-stream", str(path), socket_path=path) as gw:
+        try:
+            console = qemu.boot_guest(image, qemu.stream_netdev(path), timeout=VM_TIMEOUT)
+        except qemu.GuestTimeout as e:
+            pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
+        _check_guest(console, gw.log())
+
+
+def test_guest_gets_host_clock_over_qemu_dgram(sockdir):
+    support.require_qemu()
+    image = support.require_image()
+    path = sockdir / "hostclock.sock"   # hostclock binds it
+    local = sockdir / "qemu.sock"       # QEMU binds it (and leaves it behind)
+    with hostclock_run("--qemu-dgram", str(path), socket_path=path) as gw:
+        try:
+            console = qemu.boot_guest(image, qemu.dgram_netdev(local, path), timeout=VM_TIMEOUT)
+        except qemu.GuestTimeout as e:
+            pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
+        _check_guest(console, gw.log())
+
+
+def test_guest_with_static_address_gets_host_clock_over_qemu_stream(sockdir):
+    """The NTP path alone (ARP + UDP/123 on the gateway), DHCP skipped: the guest
+    takes 192.168.65.3/24 from its kernel command line."""
+    support.require_qemu()
+    image = support.require_image()
+    path = sockdir / "hostclock.sock"
+    with hostclock_run("--qemu-stream", str(path), socket_path=path) as gw:
+        try:
+            console = qemu.boot_guest(image, qemu.stream_netdev(path), timeout=VM_TIMEOUT,
+                                      append=qemu.static_append())
+        except qemu.GuestTimeout as e:
+            pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
+        _check_guest(console, gw.log(), source="static")

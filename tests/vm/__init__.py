@@ -1,0 +1,1 @@
+"""Helpers for hostclock tests that boot a real Linux guest under QEMU."""
