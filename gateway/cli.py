@@ -57,8 +57,12 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
     from .runtime import Gateway
 
     flag, argument = args.transport
-    gateway = Gateway(config, make_transport(flag, argument))
-    return await _serve_until_signalled(gateway.run)
+    transport = make_transport(flag, argument, config.gateway)
+    gateway = Gateway(config, transport)
+    # a transport whose frames use stdout (--stdio) must not get the ready line there;
+    # one that can end by itself (--stdio: the parent closed stdin) ends the run
+    return await _serve_until_signalled(gateway.run, ready_to=sys.stderr if TRANSPORTS[flag].uses_stdout else sys.stdout,
+                                        finished=getattr(transport, "finished", None))
 
 
 async def _serve(args: argparse.Namespace, config: Config) -> int:
@@ -74,15 +78,21 @@ async def _serve(args: argparse.Namespace, config: Config) -> int:
     return await _serve_until_signalled(run)
 
 
-async def _serve_until_signalled(run: Any) -> int:
-    """Start `run`, print its ready line, serve until SIGINT or SIGTERM, then shut down cleanly."""
+async def _serve_until_signalled(run: Any, *, ready_to: Any = None, finished: trio.Event | None = None) -> int:
+    """Start `run`, print its ready line, serve until SIGINT or SIGTERM (or `finished`), then shut down cleanly."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             try:
                 ready_line = await nursery.start(run)
             except OSError as e:
                 raise StartupError(_describe_os_error(e)) from None
-            print(ready_line, flush=True)
+            print(ready_line, file=ready_to or sys.stdout, flush=True)
+            if finished is not None:
+                async def stop_when_finished() -> None:
+                    await finished.wait()
+                    log.info("the transport has finished, shutting down")
+                    nursery.cancel_scope.cancel()
+                nursery.start_soon(stop_when_finished)
             async for signum in signals:
                 log.info("%s received, shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -108,8 +118,12 @@ def _build_parser() -> argparse.ArgumentParser:
                                           "gateway:123 from the host clock.")
     transports = run.add_mutually_exclusive_group(required=True)
     for kind in TRANSPORTS.values():
-        transports.add_argument(kind.flag, metavar=kind.metavar, help=kind.help, dest="transport",
-                                type=lambda value, flag=kind.flag: (flag, value))
+        if kind.metavar:
+            transports.add_argument(kind.flag, metavar=kind.metavar, help=kind.help, dest="transport",
+                                    type=lambda value, flag=kind.flag: (flag, value))
+        else:  # a flag without an argument, e.g. --stdio
+            transports.add_argument(kind.flag, help=kind.help, dest="transport", action="store_const",
+                                    const=(kind.flag, ""))
     _add_config_arguments(run)
     gateway = run.add_argument_group("gateway (defaults: vpnkit's)")
     gateway.add_argument("--gateway-ip", metavar="IP", help="gateway address (192.168.65.1)")

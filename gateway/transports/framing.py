@@ -12,12 +12,14 @@ from __future__ import annotations
 import struct
 
 __all__ = ["FramingError", "FrameDecoder", "encode_frame", "QEMU_PREFIX", "VMNET_PREFIX",
-           "QEMU_MAX_FRAME"]
+           "QEMU_MAX_FRAME", "GVPROXY_MAX_FRAME"]
 
 QEMU_PREFIX = struct.Struct("!I")  # QEMU net/stream.c: a 4-byte big-endian length
 VMNET_PREFIX = struct.Struct("<H")  # hyperkit/vpnkit: a 2-byte little-endian length
 #: QEMU accepts frames up to NET_BUFSIZE = 4096 + 65536 bytes
 QEMU_MAX_FRAME = 4096 + 65536
+#: gvisor-tap-vsock rejects frames over 128 KiB (used for its bess peers)
+GVPROXY_MAX_FRAME = 128 * 1024
 
 
 class FramingError(Exception):

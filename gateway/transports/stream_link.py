@@ -30,8 +30,10 @@ class StreamLink:
     """One guest attached over a stream; `read_fd` and `write_fd` may be one socket or two pipe ends."""
 
     def __init__(self, description: str, read_fd: int, write_fd: int, prefix: struct.Struct, max_frame: int,
-                 *, max_queued: int = _MAX_QUEUED) -> None:
+                 *, max_queued: int = _MAX_QUEUED, min_frame: int = 0) -> None:
         self.description = description
+        #: frames shorter than this are zero-padded when sent (hyperkit pads to 60, the Ethernet minimum)
+        self._min_frame = min_frame
         self._read_fd = read_fd
         self._write_fd = write_fd
         self._prefix = prefix
@@ -50,6 +52,8 @@ class StreamLink:
         if not self._open:
             self.drops["stream: link closed"] += 1
             return
+        if len(frame) < self._min_frame:
+            frame = frame.ljust(self._min_frame, b"\0")
         data = self._prefix.pack(len(frame)) + frame
         if self._queue:
             self._enqueue(data)

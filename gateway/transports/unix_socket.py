@@ -1,15 +1,27 @@
-"""Listening on a Unix socket path safely: refuse a path a live server holds, replace a stale one."""
+"""Listening on a Unix socket path safely: refuse a path a live server holds, replace a stale one;
+and serving each connection of a listening socket in its own task.
+"""
 
 from __future__ import annotations
 
 import errno
+import itertools
+import logging
 import os
 import socket
 import stat
+from collections.abc import Awaitable, Callable
+
+import trio
 
 from .base import TransportError
 
-__all__ = ["bind_unix", "remove_socket_file"]
+__all__ = ["bind_unix", "remove_socket_file", "serve_connections"]
+
+log = logging.getLogger("hostclock.transport")
+
+#: how long to back off when accept() fails for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+_ACCEPT_BACKOFF = 0.1
 
 
 def bind_unix(path: str, kind: int) -> socket.socket:
@@ -57,3 +69,46 @@ def remove_socket_file(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+async def serve_connections(path: str, kind: int, handle: Callable[[socket.socket, int], Awaitable[None]],
+                            description: str, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on `path` (SOCK_STREAM or SOCK_SEQPACKET) and run `handle(conn, number)` for each
+    connection in its own task, until cancelled; then close everything and remove the socket file.
+
+    Each connection is closed when its handler returns. A handler that raises is a bug in
+    hostclock, not the peer's fault: it is logged with its traceback and only that connection
+    is closed, so the other guests go on being served.
+    """
+    listener = bind_unix(path, kind)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            for number in itertools.count(1):
+                await trio.lowlevel.wait_readable(listener)
+                try:
+                    conn, _ = listener.accept()
+                except BlockingIOError:
+                    continue
+                except OSError as e:  # out of descriptors or memory: keep serving the attached guests
+                    log.warning("%s: cannot accept a connection: %s", description, e.strerror)
+                    await trio.sleep(_ACCEPT_BACKOFF)
+                    continue
+                conn.setblocking(False)
+                nursery.start_soon(_serve_one, conn, number, handle, description)
+    finally:
+        trio.lowlevel.notify_closing(listener)
+        listener.close()
+        remove_socket_file(path)
+
+
+async def _serve_one(conn: socket.socket, number: int, handle: Callable[[socket.socket, int], Awaitable[None]],
+                     description: str) -> None:
+    try:
+        await handle(conn, number)
+    except Exception:
+        log.exception("%s #%d: internal error; connection closed", description, number)
+    finally:
+        trio.lowlevel.notify_closing(conn)
+        conn.close()

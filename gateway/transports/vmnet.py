@@ -1,0 +1,155 @@
+"""hyperkit/vpnkit "vmnet" clients on a Unix stream socket: a handshake, then frames each
+preceded by a u16 little-endian length.
+
+hostclock listens; each connection is one guest with its own link (hyperkit
+`-s 2:0,virtio-vpnkit,path=PATH,uuid=UUID`, vpnkit-style clients,
+gvisor-tap-vsock's hyperkit mode). The handshake (`vmnet_handshake`) is
+vpnkit's: the server assigns the guest's MAC. We derive it from the guest's
+UUID (`mac_for_uuid`), so the same UUID gets the same MAC on reconnect, and so
+the same DHCP address (vpnkit: "the same UUID gets the same MAC and IP").
+
+`on_guest_attached(mac, preferred_ip)` is called for each guest before it is
+accepted (`preferred_ip` is the 0x08 command's address, 4 bytes, or None), so
+the runtime can reserve that address for that MAC; if it returns a string, the
+guest is refused with that reason, as vpnkit refuses a preferred IP it cannot
+give.
+
+Policies (ours; vpnkit itself reads any u16 length):
+* a frame longer than the max packet size we announced (MTU + 50) is a protocol
+  error: the connection is logged and closed;
+* frames we send shorter than 60 bytes are zero-padded to 60, as hyperkit pads;
+* a client that does not finish the handshake within `handshake_timeout`
+  seconds is disconnected.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+
+import trio
+
+from ..addresses import format_ipv4, format_mac
+from .base import FrameHandler
+from .framing import VMNET_PREFIX
+from .stream_link import StreamLink
+from .unix_socket import serve_connections
+from .vmnet_handshake import GuestRequest, Rejected, SendBytes, VmnetHandshake, mac_for_uuid
+
+__all__ = ["VmnetTransport", "GuestAttachedCallback", "ETHERNET_MIN_FRAME"]
+
+log = logging.getLogger("hostclock.transport.vmnet")
+
+#: returns None to accept the guest, or a reason to refuse it
+GuestAttachedCallback = Callable[[bytes, bytes | None], "str | None"]
+#: the shortest Ethernet frame without its FCS (IEEE 802.3): hyperkit pads to it
+ETHERNET_MIN_FRAME = 60
+_HANDSHAKE_READ = 4096
+
+
+class VmnetTransport:
+    def __init__(self, path: str, *, mtu: int = 1500, on_guest_attached: GuestAttachedCallback | None = None,
+                 handshake_timeout: float = 10.0) -> None:
+        self.path = path
+        self.description = f"vmnet {path}"
+        self.mtu = mtu
+        #: may be set after construction, before `run` (the runtime wires DHCP reservations here)
+        self.on_guest_attached = on_guest_attached
+        self.handshake_timeout = handshake_timeout
+        #: MAC (bytes) of every guest currently attached -> its link
+        self.attached: dict[bytes, StreamLink] = {}
+
+    async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async def serve_guest(conn: socket.socket, number: int) -> None:
+            await self._serve_guest(conn, f"{self.description} #{number}", on_frame)
+
+        await serve_connections(self.path, socket.SOCK_STREAM, serve_guest, self.description, task_status=task_status)
+
+    async def _serve_guest(self, conn: socket.socket, description: str, on_frame: FrameHandler) -> None:
+        handshake = VmnetHandshake(mtu=self.mtu)
+        mac = None
+        with trio.move_on_after(self.handshake_timeout) as timer:
+            mac = await self._negotiate(conn, handshake, description)
+        if timer.cancelled_caught:
+            log.warning("%s: handshake not finished within %g s (in state %s); disconnected",
+                        description, self.handshake_timeout, handshake.state)
+            return
+        if mac is None:
+            return
+        if mac in self.attached:
+            log.warning("%s: guest %s is also attached on %s (same UUID twice); both links share the MAC",
+                        description, format_mac(mac), self.attached[mac].description)
+        link = StreamLink(description, conn.fileno(), conn.fileno(), VMNET_PREFIX, handshake.max_packet_size,
+                          min_frame=ETHERNET_MIN_FRAME)
+        self.attached[mac] = link
+        try:
+            reason = await link.serve(on_frame, handshake.leftover)
+            log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
+                    "guest detached: %s (%s)", description, reason)
+        finally:
+            if self.attached.get(mac) is link:
+                del self.attached[mac]
+
+    async def _negotiate(self, conn: socket.socket, handshake: VmnetHandshake, description: str) -> bytes | None:
+        """Run the handshake; the guest's MAC once attached, or None when the connection must close."""
+        while True:
+            await trio.lowlevel.wait_readable(conn)
+            try:
+                data = conn.recv(_HANDSHAKE_READ)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                log.info("%s: handshake failed: %s", description, e.strerror)
+                return None
+            if not data:
+                log.info("%s: peer disconnected during the handshake (in state %s)", description, handshake.state)
+                return None
+            for event in handshake.receive(data):
+                if isinstance(event, SendBytes):
+                    if not await _send_all(conn, event.data, description):
+                        return None
+                elif isinstance(event, Rejected):
+                    log.warning("%s: %s; disconnected", description, event.reason)
+                    await _send_all(conn, event.data, description)
+                    return None
+                elif isinstance(event, GuestRequest):
+                    return await self._decide(conn, handshake, event, description)
+
+    async def _decide(self, conn: socket.socket, handshake: VmnetHandshake, request: GuestRequest,
+                      description: str) -> bytes | None:
+        mac = mac_for_uuid(request.uuid)
+        preferred = format_ipv4(request.preferred_ip) if request.preferred_ip else None
+        refusal = None
+        if self.on_guest_attached is not None:
+            try:
+                refusal = self.on_guest_attached(mac, request.preferred_ip)
+            except Exception:
+                log.exception("%s: on_guest_attached failed", description)
+                refusal = "internal error while attaching the guest"
+        if refusal is not None:
+            log.warning("%s: guest %s refused: %s", description, request.uuid, refusal)
+            await _send_all(conn, handshake.refuse(refusal), description)
+            return None
+        if not await _send_all(conn, handshake.accept(mac), description):
+            return None
+        log.info("guest attached: %s (UUID %s%s, MAC %s%s, MTU %d)", description, request.uuid,
+                 " generated for it" if request.uuid_generated else "", format_mac(mac),
+                 f", preferred IP {preferred}" if preferred else "", handshake.mtu)
+        return mac
+
+
+async def _send_all(conn: socket.socket, data: bytes, description: str) -> bool:
+    """Write all of `data` (a handshake message: a few hundred bytes); False if the peer is gone."""
+    view = memoryview(data)
+    while view:
+        try:
+            sent = conn.send(view)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(conn)
+            continue
+        except OSError as e:
+            log.info("%s: peer gone during the handshake: %s", description, e.strerror)
+            return False
+        view = view[sent:]
+    return True
