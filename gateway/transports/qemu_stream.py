@@ -8,7 +8,6 @@ normal event: its link is closed and the next VM may connect.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import socket
 
@@ -17,7 +16,7 @@ import trio
 from .base import FrameHandler
 from .framing import QEMU_MAX_FRAME, QEMU_PREFIX
 from .stream_link import StreamLink
-from .unix_socket import bind_unix, remove_socket_file
+from .unix_socket import serve_connections
 
 __all__ = ["QemuStreamTransport"]
 
@@ -30,30 +29,13 @@ class QemuStreamTransport:
         self.description = f"qemu-stream {path}"
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listener = bind_unix(self.path, socket.SOCK_STREAM)
-        try:
-            async with trio.open_nursery() as nursery:
-                task_status.started()
-                for number in itertools.count(1):
-                    await trio.lowlevel.wait_readable(listener)
-                    try:
-                        conn, _ = listener.accept()
-                    except BlockingIOError:
-                        continue
-                    conn.setblocking(False)
-                    nursery.start_soon(self._serve_guest, conn, number, on_frame)
-        finally:
-            trio.lowlevel.notify_closing(listener)
-            listener.close()
-            remove_socket_file(self.path)
-
-    async def _serve_guest(self, conn: socket.socket, number: int, on_frame: FrameHandler) -> None:
-        description = f"{self.description} #{number}"
-        link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME)
-        log.info("guest attached: %s", description)
-        try:
+        async def serve_guest(conn: socket.socket, number: int) -> None:
+            description = f"{self.description} #{number}"
+            link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME)
+            log.info("guest attached: %s", description)
             reason = await link.serve(on_frame)
-            log.info("guest detached: %s (%s)", description, reason)
-        finally:
-            trio.lowlevel.notify_closing(conn)
-            conn.close()
+            log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
+                    "guest detached: %s (%s)", description, reason)
+
+        await serve_connections(self.path, socket.SOCK_STREAM, serve_guest, self.description,
+                                task_status=task_status)
