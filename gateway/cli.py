@@ -4,6 +4,8 @@
     hostclock run --qemu-stream /tmp/hc.sock     ... for QEMU -netdev stream
     hostclock run --tap hc0 --upstream 127.0.0.1:123   forward to an existing server on the host
     hostclock serve --listen 127.0.0.1:1123      only the SNTP responder
+    hostclock run --tap hc0 --pcap live.pcap     ... recording the guest's link (both directions)
+    hostclock replay guest.pcap --out out.pcap   replay a capture through the gateway (no network)
 
 A configuration or start-up problem ends with one line on stderr and exit
 status 2 (bad configuration) or 1 (could not start), never a traceback.
@@ -58,11 +60,17 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
 
     flag, argument = args.transport
     transport = make_transport(flag, argument, config.gateway)
-    gateway = Gateway(config, transport)
+    gateway = Gateway(config, transport, pcap=args.pcap)
     # a transport whose frames use stdout (--stdio) must not get the ready line there;
     # one that can end by itself (--stdio: the parent closed stdin) ends the run
     return await _serve_until_signalled(gateway.run, ready_to=sys.stderr if TRANSPORTS[flag].uses_stdout else sys.stdout,
                                         finished=getattr(transport, "finished", None))
+
+
+async def _replay(args: argparse.Namespace, config: Config) -> int:
+    from .replay_command import run_replay
+
+    return run_replay(args, config)
 
 
 async def _serve(args: argparse.Namespace, config: Config) -> int:
@@ -124,16 +132,10 @@ def _build_parser() -> argparse.ArgumentParser:
         else:  # a flag without an argument, e.g. --stdio
             transports.add_argument(kind.flag, help=kind.help, dest="transport", action="store_const",
                                     const=(kind.flag, ""))
+    run.add_argument("--pcap", metavar="FILE",
+                     help="record the guest's link, both directions, to FILE (nanosecond pcap)")
     _add_config_arguments(run)
-    gateway = run.add_argument_group("gateway (defaults: vpnkit's)")
-    gateway.add_argument("--gateway-ip", metavar="IP", help="gateway address (192.168.65.1)")
-    gateway.add_argument("--gateway-mac", metavar="MAC", help="gateway MAC (f6:16:36:bc:f9:c6)")
-    gateway.add_argument("--prefix-len", metavar="N", type=int, help="guest subnet prefix length (24)")
-    gateway.add_argument("--mtu", metavar="N", type=int, help="link MTU (1500)")
-    gateway.add_argument("--host-alias", metavar="IP", dest="host_alias_ip",
-                         help="a second gateway address, as vpnkit's host alias 192.168.65.2 (off)")
-    gateway.add_argument("--unbound-udp", choices=("port-unreachable", "drop"),
-                         help="answer UDP to ports with no service with ICMP port unreachable (default) or drop it")
+    _add_gateway_arguments(run)
     time = run.add_argument_group("time")
     time.add_argument("--upstream", metavar="HOST:PORT",
                       help="forward guest NTP to this server on the host instead of the embedded responder")
@@ -148,12 +150,36 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(serve)
     _add_responder_arguments(serve)
     serve.set_defaults(command=_serve)
+
+    replay = commands.add_parser("replay", help="replay a capture of a guest's link through the gateway (no network)",
+                                 description="Feed the guest's frames of a pcap/pcapng capture to the gateway, "
+                                             "answer NTP with the responder, write what the gateway sends and "
+                                             "summarise drops and NTP exchanges.")
+    from .replay_command import add_replay_arguments
+
+    add_replay_arguments(replay)
+    _add_config_arguments(replay)
+    _add_gateway_arguments(replay)
+    _add_responder_arguments(replay)
+    replay.set_defaults(command=_replay)
     return parser
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file with [gateway], [time], [responder] tables")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
+def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    gateway = parser.add_argument_group("gateway (defaults: vpnkit's)")
+    gateway.add_argument("--gateway-ip", metavar="IP", help="gateway address (192.168.65.1)")
+    gateway.add_argument("--gateway-mac", metavar="MAC", help="gateway MAC (f6:16:36:bc:f9:c6)")
+    gateway.add_argument("--prefix-len", metavar="N", type=int, help="guest subnet prefix length (24)")
+    gateway.add_argument("--mtu", metavar="N", type=int, help="link MTU (1500)")
+    gateway.add_argument("--host-alias", metavar="IP", dest="host_alias_ip",
+                         help="a second gateway address, as vpnkit's host alias 192.168.65.2 (off)")
+    gateway.add_argument("--unbound-udp", choices=("port-unreachable", "drop"),
+                         help="answer UDP to ports with no service with ICMP port unreachable (default) or drop it")
 
 
 def _add_responder_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ monotonic clock. Shutdown is structured: cancelling `run` closes the transport
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,7 @@ import trio
 from .addresses import format_mac
 from .config import Config, parse_host_port
 from .flows import FlowTable
+from .pcap_writer import PcapWriter
 from .service import GuestAddress, UdpService
 from .stack import Stack
 from .transports.base import GuestLink, Transport
@@ -38,7 +40,8 @@ _DROP_REPORT_INTERVAL = 60.0
 class Gateway:
     """A running hostclock gateway: one transport, one stack, the time service and any others."""
 
-    def __init__(self, config: Config, transport: Transport, *, services: Iterable[UdpService] = ()) -> None:
+    def __init__(self, config: Config, transport: Transport, *, services: Iterable[UdpService] = (),
+                 pcap: str | None = None) -> None:
         from plugins.time_service import TimeService
 
         self.config = config
@@ -52,6 +55,9 @@ class Gateway:
         self._links_by_mac: dict[bytes, GuestLink] = {}
         self._unroutable: Counter[str] = Counter()
         self._activity = trio.Event()
+        #: where `run` records the guest's link, both directions (`hostclock run --pcap`), or None
+        self.pcap_path = pcap
+        self._recorder: PcapWriter | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled. `task_status.started(line)` gives the one-line ready message.
@@ -61,6 +67,9 @@ class Gateway:
         Frames arriving in the moment before the upstream is ready are dropped and counted.
         """
         started = False
+        if self.pcap_path is not None:
+            # buffered writes of wall-clock-stamped records (no scapy here); flushed and closed on exit
+            self._recorder = PcapWriter(self.pcap_path)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.transport.run, self._on_frame)
@@ -82,6 +91,8 @@ class Gateway:
                     f"hostclock: gateway {gw.gateway_ip} ({gw.gateway_mac}) on {self.transport.description}; "
                     f"NTP on {gw.gateway_ip}:123 answered by the {source}")
         finally:
+            if self._recorder is not None:
+                self._recorder.close()
             if started:
                 summary = self.drop_summary()
                 log.info("stopped: %d frames received, %d sent%s", self.stack.frames_received,
@@ -90,6 +101,8 @@ class Gateway:
     # -- the hot path ----------------------------------------------------------------
 
     def _on_frame(self, frame: bytes, link: GuestLink) -> None:
+        if self._recorder is not None:
+            self._recorder.write(time.time_ns(), frame)
         outputs = self.stack.receive_frame(frame, trio.current_time())
         if not self._activity.is_set():
             self._activity.set()
@@ -100,7 +113,7 @@ class Gateway:
         self._learn(frame[6:12], link)
         for output in outputs:
             if type(output) is bytes:
-                link.send_frame(output)
+                self._send_frame(link, output)
             elif isinstance(output, Forward):
                 driver = self._drivers.get(output.port)
                 if driver is None:
@@ -118,7 +131,12 @@ class Gateway:
             return
         frame = self.stack.udp_frame_to_guest(guest, local_ip, port, payload)
         if frame is not None:
-            link.send_frame(frame)
+            self._send_frame(link, frame)
+
+    def _send_frame(self, link: GuestLink, frame: bytes) -> None:
+        link.send_frame(frame)
+        if self._recorder is not None:
+            self._recorder.write(time.time_ns(), frame)
 
     def _learn(self, mac: bytes, link: GuestLink) -> None:
         known = self._links_by_mac.get(mac)
