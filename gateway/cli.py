@@ -141,6 +141,12 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="forward guest NTP to this server on the host instead of the embedded responder")
     time.add_argument("--allow-remote-upstream", action="store_const", const=True,
                       help="permit an --upstream that is not on loopback (guest NTP then leaves this machine)")
+    dhcp = run.add_argument_group("DHCP server (the guest gets an address, router = NTP server = gateway)")
+    dhcp.add_argument("--no-dhcp", dest="enabled", action="store_const", const=False,
+                      help="do not answer DHCP (the guest configures its address by itself)")
+    dhcp.add_argument("--dns", metavar="IP", dest="dns_servers", action="append",
+                      help="hand the guest this DNS server (option 6; repeatable). None by default: "
+                           "nothing on the gateway answers DNS")
     _add_responder_arguments(run)
     run.set_defaults(command=_run)
 
@@ -166,7 +172,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML file with [gateway], [time], [responder] tables")
+    parser.add_argument("--config", metavar="FILE", help="TOML file with [gateway], [time], [responder], [dhcp] tables")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
@@ -194,6 +200,7 @@ _FLAG_SECTIONS = {
     "gateway": ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp"),
     "time": ("upstream", "allow_remote_upstream"),
     "responder": ("stratum", "refid", "report_unsync"),
+    "dhcp": ("enabled", "dns_servers"),
 }
 
 

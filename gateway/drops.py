@@ -45,3 +45,4 @@ class Drop(enum.StrEnum):
     BROADCAST_NOT_ACCEPTED = "udp: broadcast to a port whose service takes no broadcast"
     PORT_UNREACHABLE = "udp: no service on that port (ICMP port unreachable sent)"
     REPLY_OVER_MTU = "udp: a service's reply would exceed the MTU"
+    REPLY_BAD_DESTINATION = "udp: a service addressed a reply beyond the guest that asked (not its MAC or a subnet address)"

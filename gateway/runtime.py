@@ -48,7 +48,14 @@ class Gateway:
         self.transport = transport
         self.time_service = TimeService(FlowTable(idle_timeout=config.time.flow_idle_timeout,
                                                   max_flows=config.time.max_flows))
-        self.stack = Stack(config.gateway, [self.time_service, *services])
+        #: the DHCP server (RFC 2131) handing the guest an address, router and NTP server; None if disabled
+        self.dhcp_service = None
+        if config.dhcp.enabled:
+            from plugins.dhcp_service import DhcpService
+
+            self.dhcp_service = DhcpService(config.gateway, config.dhcp)
+        builtin = [service for service in (self.time_service, self.dhcp_service) if service is not None]
+        self.stack = Stack(config.gateway, [*builtin, *services])
         #: where guest NTP requests go: the embedded responder's address once started, or the configured one
         self.upstream: tuple[str, int] | None = None
         self._drivers: dict[int, UpstreamDriver] = {}

@@ -8,6 +8,10 @@ and answers with what should happen, never touching a socket or a clock.
 * ``bytes`` — a payload to send back to the guest, from the gateway address the
   guest wrote to and the service's port, to the guest's source port
   (the stack builds the UDP/IPv4/Ethernet frame); or
+* a `UdpReply` — the same, but to an explicit IPv4 destination (and MAC) on the
+  guest's link, for a guest that has no address yet (DHCP, RFC 2131 §4.1). The
+  stack sends it only to the MAC that asked or to broadcast, and only to a guest
+  subnet host or a broadcast address; anything else is dropped and counted; or
 * any other object — a request for the service's own I/O driver (for example
   "forward this to the upstream server on flow 7"). The stack passes such
   objects through to its caller untouched; the runtime gives them to the
@@ -25,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["GuestAddress", "UdpService", "GuestSink"]
+__all__ = ["GuestAddress", "UdpReply", "UdpService", "GuestSink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,20 @@ class GuestAddress:
     mac: bytes
     ip: bytes
     port: int
+
+
+@dataclass(frozen=True, slots=True)
+class UdpReply:
+    """A payload from the service's port to the guest's source port, explicitly addressed.
+
+    `dst_ip` is a host of the guest subnet or a broadcast address (255.255.255.255
+    or the subnet's); `dst_mac` is the MAC the datagram came from (None, the default)
+    or ff:ff:ff:ff:ff:ff. The frame is built, checksummed and MTU-checked as for bytes.
+    """
+
+    payload: bytes
+    dst_ip: bytes
+    dst_mac: bytes | None = None
 
 
 @runtime_checkable

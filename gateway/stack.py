@@ -22,7 +22,7 @@ from .addresses import BROADCAST_MAC, parse_ipv4, parse_mac
 from .checksum import is_valid_checksum
 from .config import GatewayConfig
 from .drops import Drop
-from .service import GuestAddress, UdpService
+from .service import GuestAddress, UdpReply, UdpService
 
 __all__ = ["Stack"]
 
@@ -213,6 +213,10 @@ class Stack:
                 reply = self.udp_frame_to_guest(guest, local_ip, dst_port, item)
                 if reply is not None:
                     result.append(reply)
+            elif type(item) is UdpReply:
+                reply = self._addressed_udp_frame(guest, local_ip, dst_port, item)
+                if reply is not None:
+                    result.append(reply)
             else:
                 result.append(item)
         return result
@@ -234,6 +238,23 @@ class Stack:
         datagram = udp.build_datagram(local_ip, guest.ip, port, guest.port, payload)
         self.frames_sent += 1
         return self._ipv4_frame(guest.mac, local_ip, guest.ip, ipv4.PROTO_UDP, datagram)
+
+    def _addressed_udp_frame(self, guest: GuestAddress, local_ip: bytes, port: int, reply: UdpReply) -> bytes | None:
+        """The frame for a service's `UdpReply`; None (counted) unless it stays with the guest that asked.
+
+        The MAC must be the asker's or broadcast, the IPv4 destination a host of the
+        guest subnet or a broadcast address: a reply never leaves the guest's link nor
+        comes back to the gateway's own addresses.
+        """
+        dst_mac = guest.mac if reply.dst_mac is None else reply.dst_mac
+        dst_ip = reply.dst_ip
+        to_asker = dst_mac == guest.mac or dst_mac == BROADCAST_MAC
+        on_subnet = (dst_ip == _LIMITED_BROADCAST_IP or dst_ip == self._subnet_broadcast_ip
+                     or (len(dst_ip) == 4 and self._is_guest_source(dst_ip, broadcast=False)))
+        if not (to_asker and on_subnet):
+            self.drops[Drop.REPLY_BAD_DESTINATION] += 1
+            return None
+        return self.udp_frame_to_guest(GuestAddress(dst_mac, dst_ip, guest.port), local_ip, port, reply.payload)
 
     def _ipv4_frame(self, dst_mac: bytes, src_ip: bytes, dst_ip: bytes, protocol: int, payload: bytes) -> bytes:
         frame = (_ETH_HEADER.pack(dst_mac, self.mac, ethernet.ETHERTYPE_IPV4)
