@@ -41,12 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config_from_args(args)
         return trio.run(args.command, args, config)
-    except ConfigError as e:
-        print(f"hostclock: error: {e}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    except (TransportError, StartupError) as e:
-        print(f"hostclock: error: {e}", file=sys.stderr)
-        return EXIT_START_FAILED
+    except BaseException as e:
+        failure = _startup_failure(e)
+        if failure is None:
+            raise
+        print(f"hostclock: error: {failure}", file=sys.stderr)
+        return EXIT_BAD_CONFIG if isinstance(failure, ConfigError) else EXIT_START_FAILED
+
+
+def _startup_failure(e: BaseException) -> Exception | None:
+    """The configuration or start-up error behind `e`, found inside trio's exception groups too."""
+    if isinstance(e, (ConfigError, TransportError, StartupError)):
+        return e
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            found = _startup_failure(inner)
+            if found is not None:
+                return found
+    return None
 
 
 class StartupError(Exception):
@@ -92,8 +104,11 @@ async def _serve_until_signalled(run: Any, *, ready_to: Any = None, finished: tr
         async with trio.open_nursery() as nursery:
             try:
                 ready_line = await nursery.start(run)
-            except OSError as e:
-                raise StartupError(_describe_os_error(e)) from None
+            except BaseException as e:
+                cause = _os_error(e)
+                if cause is None:
+                    raise
+                raise StartupError(_describe_os_error(cause)) from None
             print(ready_line, file=ready_to or sys.stdout, flush=True)
             if finished is not None:
                 async def stop_when_finished() -> None:
@@ -106,6 +121,14 @@ async def _serve_until_signalled(run: Any, *, ready_to: Any = None, finished: tr
                 nursery.cancel_scope.cancel()
                 break
     return 0
+
+
+def _os_error(e: BaseException) -> OSError | None:
+    if isinstance(e, OSError):
+        return e
+    if isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        return _os_error(e.exceptions[0])
+    return None
 
 
 def _describe_os_error(e: OSError) -> str:
