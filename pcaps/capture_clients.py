@@ -2,7 +2,7 @@
 """Capture real NTP clients talking to hostclock, one pcap per client, for the replay corpus.
 
     sudo python3 pcaps/capture_clients.py                 # all clients found, into pcaps/clients/
-    sudo python3 pcaps/capture_clients.py ntpdig chronyd  # only these
+    sudo python3 pcaps/capture_clients.py ntpdig ping     # only these
     sudo python3 pcaps/capture_clients.py --upstream 127.0.0.1:11123   # NTP answered by that server
 
 For each client: start `python3 -m gateway run --tap TAP --pcap FILE` (the
@@ -14,15 +14,17 @@ pcap is flushed), and keep the capture as pcaps/clients/<client>.pcap. Then
 run `python3 pcaps/make_golden.py` to refresh the expected replay outcomes.
 
 SAFETY: a network namespace does not isolate the clock, so every client runs
-in a query-only mode that cannot set it: `ntpdig -j` (never -s/-S), `chronyd
--Q` (measure, print, exit), ntplib (a library that only reads), `ntpdate -q`
-and `sntp` without -s/-S (both are ntpdig underneath on Debian). Traffic stays
-on the TAP and in the namespace made here. Needs root (TAP, namespaces).
+in a query-only mode that cannot set it:
+  `ntpdig -j` (never -s/-S),
+  `chronyd -Q` (measure, print, exit),
+  ntplib (a library that only reads),
+  `ntpdate -q` and `sntp` without -s/-S (both are ntpdig underneath on Debian).
+Traffic stays on the TAP and in the namespace made here. Needs root (TAP, namespaces).
 
-Debian 12 has `ntpdate` (package ntpsec-ntpdate) and `sntp` (a symlink to
-ntpdig); they are used only if installed. ntpsec-ntpdate also installs
-if-up, dhclient and NetworkManager hooks that set the clock on interface
-events, so think before installing it on a machine you care about.
+Debian 12 has `ntpdate -q` (package ntpsec-ntpdate) and `sntp` (a symlink to
+ntpdig); they are used only if installed. The package behind `ntpdate -q` also
+installs if-up, dhclient and NetworkManager hooks that set the clock on
+interface events, so think before installing it on a machine you care about.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def main() -> int:
     parser.add_argument("--out-dir", default=str(REPO / "pcaps" / "clients"), help="where <client>.pcap goes")
     parser.add_argument("--upstream", metavar="HOST:PORT",
                         help="forward NTP to this server on loopback instead of the embedded responder "
-                             "(e.g. a `chronyd -x` you started, which never touches the clock)")
+                             "(e.g. a `chronyd -x` you started, which never touches the clock)")  # clock-safe: -x
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("capture_clients: needs root (TAP devices, network namespaces)", file=sys.stderr)

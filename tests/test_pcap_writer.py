@@ -14,7 +14,7 @@ from gateway.pcap_reader import open_capture
 from gateway.pcap_writer import NANO_MAGIC, SNAPLEN, PcapWriter, pcap_bytes
 
 REPO = Path(__file__).resolve().parent.parent
-FRAME = bytes.fromhex("ffffffffffff020000000003080600010800060400010200000000030a000003000000000000c0a84101")
+FRAME = bytes.fromhex("ffffffffffff02000000000308060001080006040001020000000003c0a84103000000000000c0a84101")
 
 
 def test_global_header_is_nanosecond_little_endian_ethernet():
@@ -73,7 +73,7 @@ def test_tcpdump_reads_the_nanosecond_timestamps(tmp_path):
     out = subprocess.run(["tcpdump", "-nn", "--nano", "-tt", "-r", str(path)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("1714564800.123456789 ARP, Request who-has 192.168.65.1 tell 10.0.0.3")
+    assert out.stdout.startswith("1714564800.123456789 ARP, Request who-has 192.168.65.1 tell 192.168.65.3")
 
 
 def test_the_run_path_does_not_import_scapy():
