@@ -8,14 +8,18 @@ socket only accepts datagrams from the upstream address) and the upstream sees
 one client port per guest conversation.
 
 Sends never await: a datagram socket either takes the datagram now or it is
-dropped and counted, like a full NIC queue. Replies are drained in a loop per
-readiness wake-up. There are no periodic wake-ups: the expiry timer sleeps until
-the oldest flow's deadline, or not at all when there are no flows.
+dropped and counted, like a full NIC queue. The flows' sockets sit in one epoll
+set of the driver's own, and one task waits for that set to become readable and
+drains every ready socket: a new flow costs a socket and a registration, not a
+task, whatever the number of flows. There are no periodic wake-ups: the expiry
+timer sleeps until the oldest flow's deadline, or not at all when there are no
+flows.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import socket
 from collections import Counter
 from dataclasses import dataclass
@@ -31,6 +35,8 @@ __all__ = ["Forward", "ForwardingService", "UpstreamDriver"]
 log = logging.getLogger("hostclock.upstream")
 
 _MAX_DATAGRAM = 65535
+#: events taken from the flows' epoll set per call
+_EVENTS_PER_POLL = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +65,13 @@ class UpstreamDriver:
         self.sink = sink
         self.drops: Counter[str] = Counter()
         self._sockets: dict[int, socket.socket] = {}
-        self._nursery: trio.Nursery | None = None
+        #: flow sockets by descriptor, for the epoll set: fd -> (flow id, socket)
+        self._by_fd: dict[int, tuple[int, socket.socket]] = {}
+        self._epoll: select.epoll | None = None
+        #: a socket already connected to the upstream, for the next new flow. Real clients (ntplib,
+        #: ntpdig, chronyd) use a new port for each query, so each query is a new flow: this takes
+        #: making its socket off the request's path (the next spare is made after the send)
+        self._spare: socket.socket | None = None
         self._flows_changed = trio.Event()
 
     def submit(self, request: Forward) -> None:
@@ -77,21 +89,28 @@ class UpstreamDriver:
         except OSError as e:  # e.g. ECONNREFUSED from an earlier ICMP error: nobody listens upstream
             self.drops[f"upstream: send failed ({e.strerror})"] += 1
         self._close_finished_flows()
+        if self._spare is None:
+            self._spare = self._connect()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._epoll = select.epoll()
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 nursery.start_soon(self._expire_idle_flows)
+                nursery.start_soon(self._receive_replies)
                 task_status.started()
         finally:
-            self._nursery = None
             self.service.flows.close_all()
             self._close_finished_flows()
+            if self._spare is not None:
+                self._spare.close()
+                self._spare = None
+            epoll, self._epoll = self._epoll, None
+            trio.lowlevel.notify_closing(epoll.fileno())
+            epoll.close()
 
-    def _open(self, flow: Flow) -> socket.socket | None:
-        if self._nursery is None:
-            raise RuntimeError("UpstreamDriver.submit() called before run() started")
+    def _connect(self) -> socket.socket | None:
+        """A new non-blocking socket connected to the upstream, in the epoll set; None (counted) on failure."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         try:
@@ -100,32 +119,63 @@ class UpstreamDriver:
             sock.close()
             self.drops[f"upstream: cannot open a flow socket ({e.strerror})"] += 1
             return None
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        return sock
+
+    def _open(self, flow: Flow) -> socket.socket | None:
+        if self._epoll is None:
+            raise RuntimeError("UpstreamDriver.submit() called before run() started")
+        sock, self._spare = self._spare, None
+        if sock is None:
+            sock = self._connect()
+            if sock is None:
+                return None
+        fd = sock.fileno()
+        self._by_fd[fd] = (flow.id, sock)
         self._sockets[flow.id] = sock
-        self._nursery.start_soon(self._receive_replies, flow.id, sock)
         if len(self._sockets) == 1:
             self._flows_changed.set()  # wake the expiry timer, which sleeps while there are no flows
         return sock
 
-    async def _receive_replies(self, flow_id: int, sock: socket.socket) -> None:
-        try:
-            while sock.fileno() != -1:
-                await trio.lowlevel.wait_readable(sock)
-                while True:
-                    try:
-                        payload = sock.recv(_MAX_DATAGRAM)
-                    except BlockingIOError:
-                        break
-                    except ConnectionRefusedError:
-                        self.drops["upstream: port unreachable (no server listening)"] += 1
-                        continue
-                    now = trio.current_time()
-                    reply = self.service.handle_upstream(flow_id, payload, now)
-                    if reply is not None:
-                        flow = self.service.flows.get(flow_id)
-                        assert flow is not None  # handle_upstream returns None for unknown flows
-                        self.sink.send_to_guest(flow.guest, flow.local_ip, self.service.port, reply)
-        except trio.ClosedResourceError:
-            pass  # the flow was closed under us
+    async def _receive_replies(self) -> None:
+        """Wait for any flow socket to be readable (the epoll set is itself pollable), drain them all."""
+        epoll = self._epoll
+        while True:
+            await trio.lowlevel.wait_readable(epoll.fileno())
+            self._drain_ready()
+
+    def _drain_ready(self) -> None:
+        """Pass on every reply queued on any flow socket now; never blocks."""
+        by_fd = self._by_fd
+        handle_upstream = self.service.handle_upstream
+        while True:
+            events = self._epoll.poll(0, _EVENTS_PER_POLL)
+            for fd, _ in events:
+                entry = by_fd.get(fd)
+                if entry is not None:
+                    self._drain_socket(entry[0], entry[1], handle_upstream)
+            if len(events) < _EVENTS_PER_POLL:
+                return
+
+    def _drain_socket(self, flow_id: int, sock: socket.socket, handle_upstream) -> None:
+        now = None
+        while True:
+            try:
+                payload = sock.recv(_MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except ConnectionRefusedError:
+                self.drops["upstream: port unreachable (no server listening)"] += 1
+                continue
+            except OSError:
+                return  # closed under us
+            if now is None:
+                now = trio.current_time()
+            reply = handle_upstream(flow_id, payload, now)
+            if reply is not None:
+                flow = self.service.flows.get(flow_id)
+                assert flow is not None  # handle_upstream returns None for unknown flows
+                self.sink.send_to_guest(flow.guest, flow.local_ip, self.service.port, reply)
 
     async def _expire_idle_flows(self) -> None:
         flows = self.service.flows
@@ -143,7 +193,13 @@ class UpstreamDriver:
         for flow in self.service.flows.take_closed():
             sock = self._sockets.pop(flow.id, None)
             if sock is not None:
-                trio.lowlevel.notify_closing(sock)
+                fd = sock.fileno()
+                self._by_fd.pop(fd, None)
+                if self._epoll is not None:
+                    try:
+                        self._epoll.unregister(fd)
+                    except OSError:
+                        pass
                 sock.close()
 
     @property

@@ -5,10 +5,15 @@
   back to reading the clock right after `recvmsg` if the option is refused.
   An injected `clock` (tests) disables kernel timestamps, so that both
   timestamps of a reply come from the same clock.
-* All queued datagrams are drained with non-blocking `recvmsg` before waiting
-  for readability again (a checkpoint every `DRAIN_BATCH` datagrams keeps a
-  flood from starving other trio tasks); replies go out with a non-blocking
-  `sendto`, and a full send buffer is a counted drop, never a wait.
+* The socket is served by a thread of its own that waits in the kernel (a
+  blocking `recvmsg`, the GIL released) and answers each datagram with a
+  non-blocking `sendto` (a full send buffer is a counted drop, never a wait).
+  So the transmit timestamp is read, and the reply sent, without waiting for a
+  turn of the trio loop that also runs the gateway: the gateway's wake-up then
+  sits on both legs of an exchange, not only on the request's, which keeps the
+  guest's offset centred (bench/README.md has the measurements). The trio task
+  only starts the thread and, when cancelled, stops it (an empty datagram wakes
+  it).
 * The ServerState is refreshed from the kernel (one adjtimex read) lazily,
   when a request arrives at least a second after the last refresh: no timer,
   no wakeups while idle.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import threading
 from collections import Counter
 from typing import Callable
 
@@ -65,6 +71,7 @@ class SntpServer:
         self._read_kernel_state = read_kernel_state
         self.precision = measure_precision(self._clock) if precision is None else precision
         self.answered = 0
+        self._stopping = False
         self.bound_address: tuple[str, int] | None = None
         self.kernel_state = read_kernel_state()
         self._refreshed_ns = self._clock()
@@ -114,7 +121,6 @@ class SntpServer:
             task_status.started(self.bound_address)
             await self._serve(sock)
         finally:
-            trio.lowlevel.notify_closing(sock)
             sock.close()
 
     def _log_start(self) -> None:
@@ -134,14 +140,41 @@ class SntpServer:
                     timestamps, clock)
 
     async def _serve(self, sock: socket.socket) -> None:
-        while True:
-            if self._drain(sock):
-                await trio.lowlevel.wait_readable(sock)
-            else:
-                await trio.lowlevel.checkpoint()
+        """Serve `sock` from a thread until cancelled; then wake the thread and wait for it."""
+        self._stopping = False
+        stopped = threading.Event()
+
+        def serve_in_thread() -> None:
+            try:
+                sock.setblocking(True)  # receives wait in the kernel, the GIL released; sends never wait
+                while not self._drain(sock):
+                    pass
+            finally:
+                stopped.set()
+
+        try:
+            await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
+        finally:
+            self._stopping = True
+            try:  # an empty datagram wakes the thread's recvmsg; it sees _stopping and returns
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
+                    waker.sendto(b"", self.bound_address)
+            except OSError:
+                pass
+            if not stopped.wait(2.0):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                stopped.wait(2.0)
 
     def _drain(self, sock: socket.socket) -> bool:
-        """Answer up to DRAIN_BATCH queued datagrams; True once the queue is empty."""
+        """Answer up to DRAIN_BATCH datagrams; True once the queue is empty or the server is stopping.
+
+        On the serving thread the socket is blocking: each `recvmsg` waits in the
+        kernel for the next datagram, so this returns only to stop. Replies are
+        sent with MSG_DONTWAIT: a full send buffer is a counted drop, never a wait.
+        """
         recvmsg = sock.recvmsg
         sendto = sock.sendto
         respond = self.responder.respond
@@ -154,8 +187,12 @@ class SntpServer:
             except BlockingIOError:
                 return True
             except OSError:
+                if self._stopping:
+                    return True
                 drops[SntpDrop.RECEIVE_ERROR] += 1
                 continue
+            if self._stopping:
+                return True
             receive_ns = _kernel_receive_ns(ancillary) if kernel_timestamps else None
             if receive_ns is None:
                 receive_ns = self._clock()
@@ -168,7 +205,7 @@ class SntpServer:
             if reply is None:
                 continue
             try:
-                sendto(reply, address)
+                sendto(reply, socket.MSG_DONTWAIT, address)
             except BlockingIOError:
                 drops[SntpDrop.SEND_WOULD_BLOCK] += 1
             except OSError:
