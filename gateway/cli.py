@@ -72,7 +72,7 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
 
     flag, argument = args.transport
     transport = make_transport(flag, argument, config.gateway)
-    gateway = Gateway(config, transport, pcap=args.pcap)
+    gateway = Gateway(config, transport, plugins=args.plugins or (), pcap=args.pcap)
     # a transport whose frames use stdout (--stdio) must not get the ready line there;
     # one that can end by itself (--stdio: the parent closed stdin) ends the run
     return await _serve_until_signalled(gateway.run, ready_to=sys.stderr if TRANSPORTS[flag].uses_stdout else sys.stdout,
@@ -83,6 +83,15 @@ async def _replay(args: argparse.Namespace, config: Config) -> int:
     from .replay_command import run_replay
 
     return run_replay(args, config)
+
+
+async def _list_plugins(args: argparse.Namespace, config: Config) -> int:
+    from .plugin_registry import available_plugins
+
+    for plugin in available_plugins().values():
+        kind = "built in, on unless its configuration turns it off" if plugin.builtin else "run with --plugin"
+        print(f"{plugin.name:12} {plugin.target}  ({kind})")
+    return 0
 
 
 async def _serve(args: argparse.Namespace, config: Config) -> int:
@@ -155,6 +164,8 @@ def _build_parser() -> argparse.ArgumentParser:
         else:  # a flag without an argument, e.g. --stdio
             transports.add_argument(kind.flag, help=kind.help, dest="transport", action="store_const",
                                     const=(kind.flag, ""))
+    run.add_argument("--plugin", metavar="NAME", dest="plugins", action="append",
+                     help="also run the installed third-party plugin NAME (repeatable; see `hostclock plugins`)")
     run.add_argument("--pcap", metavar="FILE",
                      help="record the guest's link, both directions, to FILE (nanosecond pcap)")
     _add_config_arguments(run)
@@ -165,7 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
     time.add_argument("--allow-remote-upstream", action="store_const", const=True,
                       help="permit an --upstream that is not on loopback (guest NTP then leaves this machine)")
     dhcp = run.add_argument_group("DHCP server (the guest gets an address, router = NTP server = gateway)")
-    dhcp.add_argument("--no-dhcp", dest="enabled", action="store_const", const=False,
+    dhcp.add_argument("--no-dhcp", dest="dhcp_enabled", action="store_const", const=False,
                       help="do not answer DHCP (the guest configures its address by itself)")
     dhcp.add_argument("--dns", metavar="IP", dest="dns_servers", action="append",
                       help="hand the guest this DNS server (option 6; repeatable). None by default: "
@@ -191,6 +202,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_gateway_arguments(replay)
     _add_responder_arguments(replay)
     replay.set_defaults(command=_replay)
+
+    listing = commands.add_parser("plugins", help="list the plugins hostclock can run",
+                                  description="List built-in plugins and those installed as entry points "
+                                              "in the group 'hostclock.plugins'.")
+    listing.set_defaults(command=_list_plugins, config=None, log_level="warning")
     return parser
 
 
@@ -223,8 +239,10 @@ _FLAG_SECTIONS = {
     "gateway": ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp"),
     "time": ("upstream", "allow_remote_upstream"),
     "responder": ("stratum", "refid", "report_unsync"),
-    "dhcp": ("enabled", "dns_servers"),
+    "dhcp": ("dhcp_enabled", "dns_servers"),
 }
+#: flags whose argparse name is not the configuration field's (field names repeat across sections)
+_FLAG_FIELDS = {"dhcp_enabled": "enabled"}
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
@@ -232,7 +250,8 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     config = Config.from_toml(args.config) if args.config else Config()
     overrides: dict[str, dict[str, Any]] = {}
     for section, names in _FLAG_SECTIONS.items():
-        values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+        values = {_FLAG_FIELDS.get(name, name): getattr(args, name) for name in names
+                  if getattr(args, name, None) is not None}
         if values:
             overrides[section] = values
     if args.command is _serve and (args.listen or config.responder.listen == DEFAULT_RESPONDER_LISTEN):

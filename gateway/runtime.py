@@ -20,16 +20,17 @@ from typing import Any
 
 import trio
 
-from .addresses import format_mac
+from .addresses import format_ipv4, format_mac
 from .config import Config, parse_host_port
-from .flows import FlowTable
+from .assembly import build_stack
 from .pcap_writer import PcapWriter
 from .service import GuestAddress, UdpService
-from .stack import Stack
 from .transports.base import GuestLink, Transport
 from .upstream import Forward, UpstreamDriver
 
 __all__ = ["Gateway"]
+
+DHCP_SERVER_PORT = 67
 
 log = logging.getLogger("hostclock")
 
@@ -40,22 +41,19 @@ _DROP_REPORT_INTERVAL = 60.0
 class Gateway:
     """A running hostclock gateway: one transport, one stack, the time service and any others."""
 
-    def __init__(self, config: Config, transport: Transport, *, services: Iterable[UdpService] = (),
-                 pcap: str | None = None) -> None:
-        from plugins.time_service import TimeService
+    def __init__(self, config: Config, transport: Transport, *, plugins: Iterable[str] = (),
+                 services: Iterable[UdpService] = (), pcap: str | None = None) -> None:
+        from plugins.time_service import NTP_PORT
 
         self.config = config
         self.transport = transport
-        self.time_service = TimeService(FlowTable(idle_timeout=config.time.flow_idle_timeout,
-                                                  max_flows=config.time.max_flows))
+        self.stack = build_stack(config, plugins=plugins, services=services)
+        self.time_service = self.stack.services[NTP_PORT]
         #: the DHCP server (RFC 2131) handing the guest an address, router and NTP server; None if disabled
-        self.dhcp_service = None
-        if config.dhcp.enabled:
-            from plugins.dhcp_service import DhcpService
-
-            self.dhcp_service = DhcpService(config.gateway, config.dhcp)
-        builtin = [service for service in (self.time_service, self.dhcp_service) if service is not None]
-        self.stack = Stack(config.gateway, [*builtin, *services])
+        self.dhcp_service = self.stack.services.get(DHCP_SERVER_PORT)
+        if self.dhcp_service is not None and getattr(transport, "on_guest_attached", False) is None:
+            # vmnet clients may ask for an address: hold it for their MAC in the DHCP pool
+            transport.on_guest_attached = self._reserve_preferred_address  # type: ignore[attr-defined]
         #: where guest NTP requests go: the embedded responder's address once started, or the configured one
         self.upstream: tuple[str, int] | None = None
         self._drivers: dict[int, UpstreamDriver] = {}
@@ -104,6 +102,14 @@ class Gateway:
                 summary = self.drop_summary()
                 log.info("stopped: %d frames received, %d sent%s", self.stack.frames_received,
                          self.stack.frames_sent, f"; dropped: {summary}" if summary else "")
+
+    def _reserve_preferred_address(self, mac: bytes, preferred_ip: bytes | None) -> str | None:
+        """A vmnet guest attached; returns a reason to refuse it, or None."""
+        if preferred_ip is None:
+            return None
+        if not self.dhcp_service.reserve(mac, preferred_ip, trio.current_time()):
+            return f"preferred address {format_ipv4(preferred_ip)} is not available on {self.config.gateway.network}"
+        return None
 
     # -- the hot path ----------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from gateway.addresses import BROADCAST_MAC, parse_ipv4
-from gateway.config import DhcpConfig, GatewayConfig
+from gateway.config import Config, DhcpConfig, GatewayConfig
 from gateway.service import GuestAddress, UdpReply
 
 from .dhcp_drops import DhcpDrop
@@ -315,3 +315,10 @@ def _addresses_kept_from_pool(gateway: GatewayConfig) -> list[bytes]:
     gateway_ip = ipaddress.IPv4Address(gateway.gateway_ip)
     alias = gateway.host_alias_ip if gateway.host_alias_ip is not None else str(gateway_ip + 1)
     return [gateway_ip.packed, ipaddress.IPv4Address(alias).packed]
+
+
+def create(config: Config) -> DhcpService | None:
+    """The `dhcp` plugin's factory (entry point `hostclock.plugins`): on unless `[dhcp] enabled = false`."""
+    if not config.dhcp.enabled:
+        return None
+    return DhcpService(config.gateway, config.dhcp)
