@@ -230,6 +230,18 @@ class Stack:
 
     # -- sending ------------------------------------------------------------------------
 
+    def receive_upstream(self, port: int, flow_id: int, payload: bytes, now: float) -> bytes | None:
+        """An upstream's reply on a forwarding service's flow: the frame for the guest, or None
+        if the service dropped it (see the service's `drops`)."""
+        service = self._services.get(port)
+        if service is None or not hasattr(service, "handle_upstream"):
+            raise ValueError(f"no forwarding service is bound to UDP port {port}")
+        reply = service.handle_upstream(flow_id, payload, now)
+        if reply is None:
+            return None
+        flow = service.flows.get(flow_id)
+        return self.udp_frame_to_guest(flow.guest, flow.local_ip, port, reply)
+
     def udp_frame_to_guest(self, guest: GuestAddress, local_ip: bytes, port: int, payload: bytes) -> bytes | None:
         """The frame carrying `payload` from `local_ip`:`port` to the guest; None if over the MTU."""
         if ipv4.HEADER_LEN + udp.HEADER_LEN + len(payload) > self.config.mtu:
