@@ -16,6 +16,7 @@ from gateway.config import Config
 from gateway.pcap_reader import open_capture
 from gateway.replay import RecordedClock, replay
 from gateway.replay_upstream import UdpUpstream
+from realpeers import requires_clients
 
 REPO = Path(__file__).resolve().parent.parent
 NTPDIG = str(REPO / "pcaps" / "clients" / "ntpdig.pcap")
@@ -132,3 +133,16 @@ def test_running_out_of_file_descriptors_is_a_counted_drop(monkeypatch):
     monkeypatch.setattr(module.socket, "socket", no_more)
     result = replay(open_capture(NTPDIG).records(), Config(), RecordedClock(), UdpUpstream("127.0.0.1", 9))
     assert dict(result.drops) == {"upstream: cannot open a flow socket (Too many open files)": 1}
+
+
+@requires_clients("chronyd")
+def test_a_real_chronyd_server_on_loopback_answers():
+    """A third-party server (chronyd -x: it never touches the clock) through --upstream."""
+    from realpeers import ChronyServer
+
+    with ChronyServer(stratum=3) as server:
+        result = replay(open_capture(NTPDIG).records(), Config(), RecordedClock(),
+                        UdpUpstream("127.0.0.1", server.port))
+    assert (result.ntp_answered, dict(result.drops)) == (1, {})
+    reply = result.output[-1][1][42:]
+    assert reply[0] & 7 == 4 and reply[1] == 3  # mode 4 from chronyd, its stratum
