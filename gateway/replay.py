@@ -1,10 +1,11 @@
 """Replaying a capture through the gateway, sans-IO: guest frames in, the gateway's answers out.
 
 `replay(records, config, clock, upstream)` builds the stack and services as
-`hostclock run` does (a `gateway.runtime.Gateway`, whose I/O is never
-started), drives `Stack.receive_frame(frame, now)` with each guest frame and
-its capture timestamp (seconds) as `now`, as the runtime does with a live
-frame, and answers the time service's `Forward` requests with `upstream`:
+`hostclock run` does (`gateway.assembly.build_stack`), drives
+`Stack.receive_frame(frame, now)` with each guest frame and its capture
+timestamp (seconds) as `now`, as the runtime does with a live frame, answers
+the time service's `Forward` requests with `upstream`, and hands each answer
+back through `Stack.receive_upstream`, as the runtime's upstream driver does:
 
 * `EmbeddedResponder` (the default): the sans-IO `plugins.sntp.Responder`,
   in-process, reading `clock`. A request captured at time t on the replay
@@ -51,12 +52,12 @@ from typing import Protocol
 from plugins.sntp.kernel_state import KernelTimeState, LeapPending
 from plugins.sntp.responder import Responder, ServerState
 from plugins.sntp.timestamps import unix_ns_to_ntp
-from plugins.time_service import TimeService
+from plugins.time_service import NTP_PORT
 
+from .assembly import build_stack
 from .config import Config, ResponderConfig
 from .flows import Flow
 from .pcap_reader import LINKTYPE_ETHERNET, CaptureRecord
-from .runtime import Gateway
 from .stack import Stack
 from .upstream import Forward
 
@@ -72,6 +73,9 @@ _NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ETH_IPV4 = b"\x08\x00"
 _UDP_PORTS = struct.Struct("!HH")
+_UDP_LENGTH = struct.Struct("!H")
+#: where UDP starts in a frame the stack built (Ethernet 14 + a 20-byte IPv4 header: it sends no options)
+_REPLY_UDP_START = 34
 _NTP_PORT = 123
 _NTP_HEADER_LEN = 48
 #: the host clock as the replayed responder serves it: synchronised, no leap second pending
@@ -242,9 +246,8 @@ class ReplayResult:
 
 def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock, upstream: Upstream) -> ReplayResult:
     """Feed every guest frame of `records` to a fresh gateway; what it sent and dropped."""
-    # the stack and services exactly as `hostclock run` wires them; none of the runtime's I/O is started
-    gateway = Gateway(config, transport=None)
-    stack, time_service = gateway.stack, gateway.time_service
+    stack = build_stack(config)  # the stack and services as `hostclock run` builds them
+    time_service = stack.services[NTP_PORT]
     result = ReplayResult(clock=clock.description, upstream=upstream.description)
     output = result.output
     skipped = result.skipped
@@ -289,7 +292,7 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
             if type(item) is bytes:
                 output.append((now_ns, item))
             elif isinstance(item, Forward):
-                exchange = _forward(item, record, now_ns, now, stack, time_service, upstream, output)
+                exchange = _forward(item, record, now_ns, now, stack, upstream, output)
                 if exchange is not None:
                     result.exchanges.append(exchange)
                     awaiting_next_frame.append(exchange)
@@ -303,10 +306,11 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
             result.drops["replay: no answer and no drop reason (a bug)"] += 1
 
     upstream.close()
-    counters = gateway.counters()  # the stack's and every service's drops, as `hostclock run` reports them
-    result.drops.update(counters["drops"])
+    result.drops.update({str(reason): n for reason, n in stack.drops.items()})
+    for service in stack.services.values():
+        result.drops.update(service.drops)
     result.drops.update(upstream.drops)
-    result.ntp_forwarded, result.ntp_answered = counters["ntp_forwarded"], counters["ntp_answered"]
+    result.ntp_forwarded, result.ntp_answered = time_service.forwarded, time_service.answered
     flows = time_service.flows
     result.flows_opened, result.flows_evicted, result.flows_expired = flows.opened, flows.evicted, flows.expired
     return result
@@ -318,21 +322,20 @@ def _dropped(stack: Stack, upstream: Upstream) -> int:
             + sum(upstream.drops.values()))
 
 
-def _forward(request: Forward, record: CaptureRecord, now_ns: int, now: float, stack: Stack, time_service: TimeService,
-             upstream: Upstream, output: list[tuple[int, bytes]]) -> NtpExchange | None:
-    """Answer one forwarded request as the runtime's upstream driver would; the exchange if answered."""
+def _forward(request: Forward, record: CaptureRecord, now_ns: int, now: float, stack: Stack, upstream: Upstream,
+             output: list[tuple[int, bytes]]) -> NtpExchange | None:
+    """Answer one forwarded request, back through the stack as the runtime does; the exchange if answered."""
     flow = request.flow
     reply, after_ns = upstream.answer(flow, request.payload, now_ns)
     if reply is None:
         return None
-    payload = time_service.handle_upstream(flow.id, reply, now + after_ns / _NS_PER_S)
-    if payload is None:
-        return None
-    frame = stack.udp_frame_to_guest(flow.guest, flow.local_ip, request.port, payload)
+    frame = stack.receive_upstream(request.port, flow.id, reply, now + after_ns / _NS_PER_S)
     if frame is None:
         return None
     output.append((now_ns + after_ns, frame))
     guest = flow.guest
+    udp_length = _UDP_LENGTH.unpack_from(frame, _REPLY_UDP_START + 4)[0]
+    payload = frame[_REPLY_UDP_START + 8:_REPLY_UDP_START + udp_length]
     return NtpExchange(request_number=record.number, guest=f"{'.'.join(map(str, guest.ip))}:{guest.port}",
                        request_ns=record.ts_ns, request=request.payload, reply=payload, replay_now_ns=now_ns,
                        reply_capture_ns=record.ts_ns + after_ns)
