@@ -95,6 +95,12 @@ class Gateway:
                 task_status.started(
                     f"hostclock: gateway {gw.gateway_ip} ({gw.gateway_mac}) on {self.transport.description}; "
                     f"NTP on {gw.gateway_ip}:123 answered by the {source}")
+        except BaseExceptionGroup as group:
+            # A start-up failure (a TAP that cannot be made, a socket path or port in use) reaches
+            # the caller as itself, not wrapped in the nursery's exception group.
+            if not started and len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                raise group.exceptions[0] from None
+            raise
         finally:
             if self._recorder is not None:
                 self._recorder.close()

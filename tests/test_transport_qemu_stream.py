@@ -66,7 +66,7 @@ async def test_arp_ping_and_ntp_through_the_stream(gateway_socket):
         await peer.send(udp_to_gateway(ntp_request(transmit=b"\xAA" * 8), sport=40123))
         reply = Ether(await peer.receive())
         t4 = time.time()
-    ntp = reply[UDP].load
+    ntp = bytes(reply[UDP].payload)
     assert reply[UDP].sport == 123 and reply[UDP].dport == 40123
     assert ntp[0] & 7 == 4 and ntp[24:32] == b"\xAA" * 8  # mode 4; originate = our transmit, byte for byte
     receive = struct.unpack_from("!Q", ntp, 32)[0] / 2**32 - NTP_UNIX_OFFSET
