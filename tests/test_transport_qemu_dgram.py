@@ -17,6 +17,8 @@ from scapy.error import Scapy_Exception
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
+from gateway.config import Config
+from gateway.runtime import Gateway
 from gateway.transports.base import TransportError
 from gateway.transports.qemu_dgram import QemuDgramTransport
 
@@ -137,8 +139,7 @@ async def test_a_path_held_by_a_running_server_is_refused(path):
     with trio.fail_after(TIMEOUT):
         async with running_gateway(QemuDgramTransport(path)):
             with pytest.raises(TransportError, match="in use"):
-                async with running_gateway(QemuDgramTransport(path)):
-                    pass
+                await Gateway(Config(), QemuDgramTransport(path)).run()
 
 
 async def test_a_stale_socket_file_is_replaced_and_removed_at_exit(path):
