@@ -154,6 +154,8 @@ class UpstreamDriver:
                 entry = by_fd.get(fd)
                 if entry is not None:
                     self._drain_socket(entry[0], entry[1], handle_upstream)
+                else:
+                    self._discard_unsolicited(fd)
             if len(events) < _EVENTS_PER_POLL:
                 return
 
@@ -176,6 +178,21 @@ class UpstreamDriver:
                 flow = self.service.flows.get(flow_id)
                 assert flow is not None  # handle_upstream returns None for unknown flows
                 self.sink.send_to_guest(flow.guest, flow.local_ip, self.service.port, reply)
+
+    def _discard_unsolicited(self, fd: int) -> None:
+        """Read and drop what the upstream sent to the spare socket before any flow used it
+        (left unread, it would keep the level-triggered epoll set ready: a busy loop)."""
+        spare = self._spare
+        if spare is None or spare.fileno() != fd:
+            return
+        while True:
+            try:
+                spare.recv(_MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except OSError:
+                continue  # a queued ICMP error: taken by this recv, try again
+            self.drops["upstream: datagram on a socket no flow uses yet"] += 1
 
     async def _expire_idle_flows(self) -> None:
         flows = self.service.flows
