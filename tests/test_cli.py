@@ -1,9 +1,12 @@
 """The command line: bad flags and impossible setups end with one clear line and a non-zero exit."""
 
+import shutil
+import signal
 import socket
+import subprocess
 
 import pytest
-from gateway_process import GatewayProcess, run_cli
+from gateway_process import REPO, GatewayProcess, run_cli
 from realpeers import make_tap, requires_root, unique_name
 
 
@@ -80,6 +83,25 @@ def test_tap_in_use():
     finally:
         import os
         os.close(fd)
+
+
+@requires_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+def test_tap_without_cap_net_admin_says_it_needs_root():
+    """As a user without CAP_NET_ADMIN (root with every capability dropped)."""
+    result = subprocess.run(["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all",
+                             *GatewayProcess("run", "--tap", unique_name("hcp")).argv],
+                            capture_output=True, text=True, timeout=20, cwd=REPO)
+    assert_one_line_error(result, 1, "needs root (or CAP_NET_ADMIN)")
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    with GatewayProcess("run", "--qemu-stream", str(tmp_path / "vm.sock")) as gateway:
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert gateway.proc.wait(timeout=10) == 0
+        assert gateway.stop() == 0
+    assert "SIGTERM received, shutting down" in gateway.stderr and "Traceback" not in gateway.stderr
+    assert not (tmp_path / "vm.sock").exists()
 
 
 def test_bad_tap_name():
