@@ -70,7 +70,7 @@ class UpstreamDriver:
         self._epoll: select.epoll | None = None
         #: a socket already connected to the upstream, for the next new flow. Real clients (ntplib,
         #: ntpdig, chronyd) use a new port for each query, so each query is a new flow: this takes
-        #: making its socket off the request's path (the next spare is made after the send)
+        #: making its socket off the request's path (the next spare is made once a reply has gone to the guest)
         self._spare: socket.socket | None = None
         self._flows_changed = trio.Event()
 
@@ -89,8 +89,6 @@ class UpstreamDriver:
         except OSError as e:  # e.g. ECONNREFUSED from an earlier ICMP error: nobody listens upstream
             self.drops[f"upstream: send failed ({e.strerror})"] += 1
         self._close_finished_flows()
-        if self._spare is None:
-            self._spare = self._connect()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._epoll = select.epoll()
@@ -157,7 +155,11 @@ class UpstreamDriver:
                 else:
                     self._discard_unsolicited(fd)
             if len(events) < _EVENTS_PER_POLL:
-                return
+                break
+        if self._spare is None:
+            # the next new flow's socket, made once this exchange's reply is with the guest:
+            # on the request's path it would hold the GIL while the responder thread waits for it
+            self._spare = self._connect()
 
     def _drain_socket(self, flow_id: int, sock: socket.socket, handle_upstream) -> None:
         now = None

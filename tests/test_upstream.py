@@ -54,8 +54,15 @@ async def test_a_datagram_to_the_idle_spare_socket_is_read_and_counted_not_spun_
     service = TimeService(FlowTable(idle_timeout=60, max_flows=8))
     driver = UpstreamDriver(service, server.getsockname(), Sink())
     await nursery.start(driver.run)
+    sink = driver.sink
     (forward,) = service.handle_datagram(GUEST, GW, REQUEST, now=trio.current_time())
-    driver.submit(forward)  # opens the flow's socket and connects the next spare
+    driver.submit(forward)
+    with trio.fail_after(5):
+        await trio.lowlevel.wait_readable(server)
+        _, flow_address = server.recvfrom(100)
+        server.sendto(REPLY, flow_address)
+        while not sink.sent:  # the reply reached the guest; the next flow's spare socket is made now
+            await trio.sleep(0.001)
     spare_address = driver._spare.getsockname()
     server.sendto(REPLY, spare_address)
     with trio.fail_after(5):
