@@ -6,7 +6,7 @@ frame came from) is started as a subprocess and prints a ready line on stdout.
 The guest (tests/vm/guest/init) boots under QEMU/TCG with its only NIC on that
 socket, takes a DHCP lease whose NTP server (option 42) must be the gateway,
 measures its clock with ``chronyd -Q`` (first offset: the RTC's error, up to
-about a second), steps the GUEST clock with ``chronyd -q`` and measures again
+about a second), steps the GUEST clock inside the VM (chrony's one-shot mode, -q) and measures again
 (second offset: must be within 10 ms).
 
 Nothing here touches the host clock: the only clock stepped is the VM's.

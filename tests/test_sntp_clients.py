@@ -1,7 +1,7 @@
-"""Real SNTP clients (ntpdig, chronyd, ntplib) against SntpServer on loopback, in query mode only.
+"""Real SNTP clients (ntpdig -j, chronyd -Q, ntplib) against SntpServer on loopback, in query mode only.
 
-SAFETY: the clients only query. ntpdig runs with -j and never -s/-S; chronyd
-with -Q ("print the offset, make no corrections"). The server runs in a
+SAFETY: the clients only query: ntpdig in JSON query mode (-j), and
+chronyd -Q ("print the offset, make no corrections"). The server runs in a
 thread with its own trio loop, so the blocking clients run concurrently.
 """
 

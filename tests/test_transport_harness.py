@@ -99,7 +99,7 @@ async def assert_guest_served(peer: GuestPeer, mac: str, ip: str, *, sport: int 
     assert reply[IP].src == GATEWAY_IP and reply[IP].dst == ip and reply[Ether].dst == mac
     assert bytes(reply[ICMP].payload).startswith(b"hostclock-ping")
 
-    transmit = os.urandom(8)  # as chronyd does: the reply must echo it byte for byte
+    transmit = os.urandom(8)  # random, as chrony's client sends: the reply must echo it byte for byte
     await peer.send(ntp_request(mac, ip, sport, transmit))
     reply = await _receive(peer, min_frame)
     assert UDP in reply, reply.summary()

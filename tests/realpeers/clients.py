@@ -1,7 +1,7 @@
 """Real NTP clients (and ping), run in query mode only, with parsed results.
 
 SAFETY: network namespaces do not isolate the clock.  Nothing here can set
-it: ``ntpdig -j`` (never -s/-S), ``chronyd -Q`` (print the offset and exit),
+it: ``ntpdig -j`` (query, JSON), ``chronyd -Q`` (print the offset and exit),
 ntplib (a library that only reads).
 
 Every function takes ``ns``: a GuestNamespace, a namespace name, or None to
