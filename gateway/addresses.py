@@ -7,8 +7,9 @@ these helpers are for the edges, where people type and read them.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
-__all__ = ["parse_mac", "format_mac", "parse_ipv4", "format_ipv4", "BROADCAST_MAC"]
+__all__ = ["parse_mac", "format_mac", "parse_ipv4", "format_ipv4", "BROADCAST_MAC", "GuestSubnet"]
 
 BROADCAST_MAC = b"\xff" * 6
 
@@ -38,3 +39,46 @@ def parse_ipv4(text: str) -> bytes:
 
 def format_ipv4(ip: bytes) -> str:
     return ".".join(str(b) for b in ip)
+
+
+class GuestSubnet:
+    """Which IPv4 addresses a guest can have: the one rule the stack and the DHCP server share.
+
+    A guest host address is an address of the guest subnet that is
+
+    * not the network address (host part all zeros) nor the subnet broadcast
+      address (host part all ones). RFC 1122 §3.2.1.3: "IP addresses are not
+      permitted to have the value 0 or -1 for any of the <Host-number>,
+      <Network-number>, or <Subnet-number> fields (except in the special cases
+      listed above)", the directed broadcast { <Network-number>, -1 } "MUST NOT
+      be used as a source address", and "A host MUST silently discard an
+      incoming datagram containing an IP source address that is invalid by the
+      rules of this section". (The host-part-0 form is also 4.2BSD's old
+      broadcast address, RFC 1122 §3.3.6.)
+    * not one of the gateway's own addresses (`local_ips`: the gateway and the
+      host alias), which no guest may claim.
+
+    `is_host` is on the stack's hot path: raw 4-byte addresses, integer arithmetic.
+    """
+
+    __slots__ = ("network", "local_ips", "_network_int", "_netmask_int", "_broadcast_int")
+
+    def __init__(self, network: ipaddress.IPv4Network, local_ips: Iterable[bytes]) -> None:
+        self.network = network
+        self.local_ips = frozenset(local_ips)
+        self._network_int = int(network.network_address)
+        self._netmask_int = int(network.netmask)
+        self._broadcast_int = int(network.broadcast_address)
+
+    @classmethod
+    def of_gateway(cls, gateway) -> "GuestSubnet":
+        """The guest subnet of a `gateway.config.GatewayConfig` (its network, gateway and host alias)."""
+        local = [parse_ipv4(ip) for ip in (gateway.gateway_ip, gateway.host_alias_ip) if ip is not None]
+        return cls(gateway.network, local)
+
+    def is_host(self, ip: bytes) -> bool:
+        """Whether `ip` (4 raw bytes; anything else is not) can be a guest's own address."""
+        if len(ip) != 4 or ip in self.local_ips:
+            return False
+        n = int.from_bytes(ip, "big")
+        return n & self._netmask_int == self._network_int and n != self._network_int and n != self._broadcast_int

@@ -31,6 +31,8 @@ class Drop(enum.StrEnum):
     BAD_IP_CHECKSUM = "ipv4: header checksum"
     FRAGMENT = "ipv4: fragment (no reassembly)"
     IP_NOT_FOR_US = "ipv4: destination is not a gateway address"
+    UNICAST_IN_LINK_BROADCAST = ("ipv4: unicast destination in a link-layer broadcast frame "
+                                 "(RFC 1122 §3.3.6: silently discarded)")
     BAD_SOURCE_IP = "ipv4: source is not a host of the guest subnet"
     TCP_NOT_SERVED = "ipv4: TCP (no TCP service on the gateway)"
     UNKNOWN_PROTOCOL = "ipv4: protocol not spoken here"
@@ -44,5 +46,10 @@ class Drop(enum.StrEnum):
     BAD_UDP_CHECKSUM = "udp: checksum"
     BROADCAST_NOT_ACCEPTED = "udp: broadcast to a port whose service takes no broadcast"
     PORT_UNREACHABLE = "udp: no service on that port (ICMP port unreachable sent)"
-    REPLY_OVER_MTU = "udp: a service's reply would exceed the MTU"
+    ICMP_ERROR_NOT_ALLOWED = ("udp: no service on that port, and no ICMP error may answer this datagram "
+                              "(RFC 1122 §3.2.2)")
+    ICMP_ERROR_RATE_LIMITED = ("udp: no service on that port; ICMP port unreachable not sent, over the "
+                               "ICMP error rate limit (RFC 1812 §4.3.2.8)")
+    # replies
+    REPLY_OVER_MTU = "ipv4: a reply would exceed the MTU (the gateway never fragments)"
     REPLY_BAD_DESTINATION = "udp: a service addressed a reply beyond the guest that asked (not its MAC or a subnet address)"

@@ -5,7 +5,13 @@ or touches a socket, so a pcap replay, a fuzzer and a live TAP drive it alike.
 It answers ARP (RFC 826) and ICMP echo (RFC 792) for the gateway's addresses,
 hands UDP (RFC 768) for a bound port to that port's service, and drops and
 counts everything else by reason. Nothing is ever forwarded: the only frames
-it emits are its own answers, addressed to the guest that asked.
+it emits are its own answers, addressed to the guest that asked, and none is
+larger than the MTU (every IPv4 reply is built, and size-checked, in one place).
+
+As a host on the guest link it keeps RFC 1122's rules: unicast datagrams that
+arrive in a link-layer broadcast are discarded (§3.3.6), sources that are not a
+single guest host are discarded (§3.2.1.3), and ICMP errors never answer a
+broadcast or an invalid source (§3.2.2) and are rate-limited (RFC 1812 §4.3.2.8).
 
 The hot path is written out by hand with precompiled `struct.Struct`s; the
 codec modules hold the layouts and the builders.
@@ -14,17 +20,18 @@ codec modules hold the layouts and the builders.
 from __future__ import annotations
 
 from collections import Counter
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from . import arp, ethernet, icmp, ipv4, udp
-from .addresses import BROADCAST_MAC, parse_ipv4, parse_mac
+from .addresses import BROADCAST_MAC, GuestSubnet, parse_ipv4, parse_mac
 from .checksum import is_valid_checksum
 from .config import GatewayConfig
 from .drops import Drop
 from .service import GuestAddress, UdpReply, UdpService
 
-__all__ = ["Stack"]
+__all__ = ["Stack", "TokenBucket", "ICMP_ERROR_RATE", "ICMP_ERROR_BURST"]
 
 _ETH_HEADER = ethernet.HEADER
 _ARP_PACKET = arp.PACKET
@@ -37,21 +44,65 @@ _LIMITED_BROADCAST_IP = b"\xff\xff\xff\xff"
 # RFC 792: port unreachable quotes "the internet header plus the first 64 bits
 # of the original datagram's data".
 _ICMP_QUOTE_DATA_LEN = 8
+#: ICMP errors the stack sends at most, per second on average and in one burst. RFC 1812
+#: §4.3.2.8: "A router SHOULD also be able to limit the rate at which it sends other sorts
+#: of ICMP error messages (Destination Unreachable, Redirect, Time Exceeded, Parameter
+#: Problem)." The only error made here is port unreachable, and a guest that probes a few
+#: closed ports never meets the limit; a flood to closed ports costs at most one small
+#: reply per 10 ms. One bucket for the whole link: "How the limits are applied (e.g., per
+#: router or per interface) is left to the implementor's discretion."
+ICMP_ERROR_RATE = 100.0
+ICMP_ERROR_BURST = 100
+
+
+class TokenBucket:
+    """A token bucket on the caller's clock (sans-IO): `rate` tokens a second, at most `burst` kept.
+
+    It starts full. `take(now)` spends a token if there is one. `now` is any
+    non-decreasing clock in seconds (the runtime's monotonic clock, a capture's
+    timestamps); should it step back, the bucket just waits for it to catch up
+    (no refill for the lost time, no error).
+    """
+
+    __slots__ = ("rate", "burst", "_tokens", "_last")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if not (rate > 0 and math.isfinite(rate)) or burst < 1:
+            raise ValueError(f"token bucket: rate {rate!r} must be a positive number and burst {burst!r} at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend one token at time `now`: True if there was one (send), False (over the limit)."""
+        last = self._last
+        if last is None or now < last:
+            self._last = now  # first use, or the clock stepped back: refill from here on
+        elif now > last:
+            self._tokens = min(float(self.burst), self._tokens + (now - last) * self.rate)
+            self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
 
 
 class Stack:
     """The gateway as seen from the guest's link. One per gateway; many guests may share it."""
 
-    def __init__(self, config: GatewayConfig, services: Iterable[UdpService] = ()) -> None:
+    def __init__(self, config: GatewayConfig, services: Iterable[UdpService] = (), *,
+                 icmp_error_rate: float = ICMP_ERROR_RATE, icmp_error_burst: int = ICMP_ERROR_BURST) -> None:
         self.config = config
         self.mac = parse_mac(config.gateway_mac)
         self.gateway_ip = parse_ipv4(config.gateway_ip)
-        self.local_ips = frozenset(
-            parse_ipv4(ip) for ip in (config.gateway_ip, config.host_alias_ip) if ip is not None)
-        network = config.network
-        self._network_int = int(network.network_address)
-        self._netmask_int = int(network.netmask)
-        self._subnet_broadcast_ip = network.broadcast_address.packed
+        #: the guest subnet's host rule, shared with the DHCP server (gateway.addresses.GuestSubnet)
+        self.subnet = GuestSubnet.of_gateway(config)
+        self.local_ips = self.subnet.local_ips
+        self._is_guest_host = self.subnet.is_host
+        self._subnet_broadcast_ip = config.network.broadcast_address.packed
+        self._mtu = config.mtu
+        self._icmp_errors = TokenBucket(icmp_error_rate, icmp_error_burst)
         self._services: dict[int, UdpService] = {}
         for service in services:
             self.bind(service)
@@ -149,6 +200,14 @@ class Stack:
         broadcast = dst_ip == _LIMITED_BROADCAST_IP or dst_ip == self._subnet_broadcast_ip
         if dst_ip not in self.local_ips and not broadcast:
             return self._drop(Drop.IP_NOT_FOR_US)
+        # RFC 1122 §3.3.6: "A host SHOULD silently discard a datagram that is received via a
+        # link-layer broadcast (see Section 2.4) but does not specify an IP multicast or
+        # broadcast destination address." Past receive_frame's MAC check the destination is
+        # the gateway's (unicast) MAC or ff:ff:ff:ff:ff:ff, so the group bit means broadcast.
+        # DHCP is unaffected: DISCOVER and REQUEST go to 255.255.255.255 in a broadcast frame,
+        # renewals (RFC 2131 §4.4.5) are unicast IP in a unicast frame; ARP is not IPv4.
+        if frame[0] & 1 and not broadcast:
+            return self._drop(Drop.UNICAST_IN_LINK_BROADCAST)
         if not self._is_guest_source(src_ip, broadcast):
             return self._drop(Drop.BAD_SOURCE_IP)
         payload_start = 14 + ihl
@@ -164,12 +223,14 @@ class Stack:
         return self._drop(Drop.UNKNOWN_PROTOCOL)
 
     def _is_guest_source(self, src_ip: bytes, broadcast: bool) -> bool:
+        """Whether a datagram may come from `src_ip`: a guest host (GuestSubnet.is_host: in the
+        subnet, host part neither 0 nor all ones, not a gateway address), or 0.0.0.0 to broadcast."""
         if src_ip == _UNSPECIFIED_IP:
-            # RFC 2131 §4.1: a client with no address yet sends from 0.0.0.0 (to broadcast).
+            # RFC 1122 §3.2.1.3: { 0, 0 } "MUST NOT be sent, except as a source address as part
+            # of an initialization procedure by which the host learns its own IP address" --
+            # RFC 2131 §4.1: a DHCP client with no address yet, sending to broadcast.
             return broadcast
-        if src_ip in self.local_ips or src_ip == self._subnet_broadcast_ip:
-            return False
-        return int.from_bytes(src_ip, "big") & self._netmask_int == self._network_int
+        return self._is_guest_host(src_ip)
 
     def _receive_icmp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int) -> list[Any]:
         message = frame[start:end]
@@ -182,7 +243,10 @@ class Stack:
         # RFC 792: "the source and destination addresses are simply reversed, the type
         # code changed to 0, and the checksum recomputed." Identifier, sequence, data kept.
         reply = icmp.build_message(icmp.TYPE_ECHO_REPLY, 0, message[4:])
-        return self._sent([self._ipv4_frame(frame[6:12], dst_ip, src_ip, ipv4.PROTO_ICMP, reply)])
+        reply_frame = self._ipv4_frame(frame[6:12], dst_ip, src_ip, ipv4.PROTO_ICMP, reply)
+        if reply_frame is None:
+            return []  # larger than the MTU: counted by _ipv4_frame
+        return self._sent([reply_frame])
 
     def _receive_udp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int,
                      broadcast: bool, now: float) -> list[Any]:
@@ -196,10 +260,11 @@ class Stack:
             return self._drop(Drop.BAD_UDP_CHECKSUM)
         service = self._services.get(dst_port)
         if service is None:
-            if broadcast or self.config.unbound_udp == "drop":
-                return self._drop(Drop.PORT_UNREACHABLE if not broadcast else Drop.BROADCAST_NOT_ACCEPTED)
-            self.drops[Drop.PORT_UNREACHABLE] += 1
-            return self._sent([self._port_unreachable(frame, src_ip, dst_ip, start)])
+            if broadcast:
+                return self._drop(Drop.BROADCAST_NOT_ACCEPTED)
+            if self.config.unbound_udp == "drop":
+                return self._drop(Drop.PORT_UNREACHABLE)
+            return self._port_unreachable(frame, src_ip, dst_ip, start, broadcast, now)
         if broadcast and not service.accepts_broadcast:
             return self._drop(Drop.BROADCAST_NOT_ACCEPTED)
         guest = GuestAddress(frame[6:12], src_ip, src_port)
@@ -221,12 +286,37 @@ class Stack:
                 result.append(item)
         return result
 
-    def _port_unreachable(self, frame: bytes, src_ip: bytes, dst_ip: bytes, udp_start: int) -> bytes:
+    def _may_send_icmp_error(self, frame: bytes, src_ip: bytes, broadcast: bool) -> bool:
+        """RFC 1122 §3.2.2: "An ICMP error message MUST NOT be sent as the result of receiving:
+        an ICMP error message, or a datagram destined to an IP broadcast or IP multicast
+        address, or a datagram sent as a link-layer broadcast, or a non-initial fragment, or a
+        datagram whose source address does not define a single host -- e.g., a zero address,
+        a loopback address, a broadcast address, a multicast address, or a Class E address."
+        "THESE RESTRICTIONS TAKE PRECEDENCE OVER ANY REQUIREMENT ELSEWHERE".
+
+        The only ICMP error made here answers UDP, and fragments are never accepted, so the
+        first and fourth cases cannot arise. The others are already discarded before UDP is
+        reached (link-layer broadcasts of unicast datagrams by §3.3.6, IP broadcasts by the
+        service lookup, invalid sources by §3.2.1.3); they are checked again here, where the
+        error is made, so that no later change of those paths can let a broadcast be answered.
+        """
+        return not frame[0] & 1 and not broadcast and self._is_guest_host(src_ip)
+
+    def _port_unreachable(self, frame: bytes, src_ip: bytes, dst_ip: bytes, udp_start: int, broadcast: bool,
+                          now: float) -> list[Any]:
+        if not self._may_send_icmp_error(frame, src_ip, broadcast):
+            return self._drop(Drop.ICMP_ERROR_NOT_ALLOWED)
+        if not self._icmp_errors.take(now):
+            return self._drop(Drop.ICMP_ERROR_RATE_LIMITED)
         # RFC 792 destination unreachable: 4 unused bytes, then the original IP header
         # and the first 64 bits of its data.
         quoted = frame[14:udp_start + _ICMP_QUOTE_DATA_LEN]
         message = icmp.build_message(icmp.TYPE_DEST_UNREACHABLE, icmp.CODE_PORT_UNREACHABLE, b"\0\0\0\0" + quoted)
-        return self._ipv4_frame(frame[6:12], dst_ip, src_ip, ipv4.PROTO_ICMP, message)
+        reply = self._ipv4_frame(frame[6:12], dst_ip, src_ip, ipv4.PROTO_ICMP, message)
+        if reply is None:
+            return []  # cannot happen (at most 96 bytes, MTU >= 576), but counted by _ipv4_frame if it did
+        self.drops[Drop.PORT_UNREACHABLE] += 1
+        return self._sent([reply])
 
     # -- sending ------------------------------------------------------------------------
 
@@ -243,13 +333,12 @@ class Stack:
         return self.udp_frame_to_guest(flow.guest, flow.local_ip, port, reply)
 
     def udp_frame_to_guest(self, guest: GuestAddress, local_ip: bytes, port: int, payload: bytes) -> bytes | None:
-        """The frame carrying `payload` from `local_ip`:`port` to the guest; None if over the MTU."""
-        if ipv4.HEADER_LEN + udp.HEADER_LEN + len(payload) > self.config.mtu:
-            self.drops[Drop.REPLY_OVER_MTU] += 1
-            return None
+        """The frame carrying `payload` from `local_ip`:`port` to the guest; None (counted) if over the MTU."""
         datagram = udp.build_datagram(local_ip, guest.ip, port, guest.port, payload)
-        self.frames_sent += 1
-        return self._ipv4_frame(guest.mac, local_ip, guest.ip, ipv4.PROTO_UDP, datagram)
+        frame = self._ipv4_frame(guest.mac, local_ip, guest.ip, ipv4.PROTO_UDP, datagram)
+        if frame is not None:
+            self.frames_sent += 1
+        return frame
 
     def _addressed_udp_frame(self, guest: GuestAddress, local_ip: bytes, port: int, reply: UdpReply) -> bytes | None:
         """The frame for a service's `UdpReply`; None (counted) unless it stays with the guest that asked.
@@ -262,13 +351,26 @@ class Stack:
         dst_ip = reply.dst_ip
         to_asker = dst_mac == guest.mac or dst_mac == BROADCAST_MAC
         on_subnet = (dst_ip == _LIMITED_BROADCAST_IP or dst_ip == self._subnet_broadcast_ip
-                     or (len(dst_ip) == 4 and self._is_guest_source(dst_ip, broadcast=False)))
+                     or self._is_guest_host(dst_ip))
         if not (to_asker and on_subnet):
             self.drops[Drop.REPLY_BAD_DESTINATION] += 1
             return None
         return self.udp_frame_to_guest(GuestAddress(dst_mac, dst_ip, guest.port), local_ip, port, reply.payload)
 
-    def _ipv4_frame(self, dst_mac: bytes, src_ip: bytes, dst_ip: bytes, protocol: int, payload: bytes) -> bytes:
+    def _ipv4_frame(self, dst_mac: bytes, src_ip: bytes, dst_ip: bytes, protocol: int,
+                    payload: bytes) -> bytes | None:
+        """The Ethernet frame of an IPv4 datagram from the gateway; None, counted as REPLY_OVER_MTU,
+        if the datagram would be larger than the MTU.
+
+        Every IPv4 frame the stack sends is built here (echo replies, port unreachables, UDP
+        replies of every service), so this one check covers them all. A datagram larger than
+        the MTU could only be sent in fragments (RFC 791 §2.3), and this stack never
+        fragments: an echo request larger than the MTU (a jumbo frame from a guest whose MTU
+        is set above ours) gets no reply rather than a frame the link may not carry.
+        """
+        if ipv4.HEADER_LEN + len(payload) > self._mtu:
+            self.drops[Drop.REPLY_OVER_MTU] += 1
+            return None
         frame = (_ETH_HEADER.pack(dst_mac, self.mac, ethernet.ETHERTYPE_IPV4)
                  + ipv4.build_header(src_ip, dst_ip, protocol, len(payload)) + payload)
         return ethernet.pad(frame)

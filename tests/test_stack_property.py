@@ -1,12 +1,16 @@
-"""Property: any byte string as a guest frame never raises, and every reply is a well-formed frame."""
+"""Property: any byte string as a guest frame never raises, and every reply is a well-formed frame
+no larger than the MTU (frames from a few bytes up to ~9100, past a 9000-byte jumbo MTU)."""
 
 import struct
 from collections import Counter
 
 from hypothesis import HealthCheck, given, settings, strategies as st
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from gateway.checksum import is_valid_checksum
 from gateway.config import GatewayConfig
+from gateway.drops import Drop
 from gateway.stack import Stack
 from gateway.udp import is_valid_udp_checksum
 from guest_frames import arp_request, ntp_request, ping, udp_to_gateway
@@ -24,12 +28,12 @@ class Echo:
         return [payload]
 
 
-def make_stack():
-    return Stack(GatewayConfig(host_alias_ip="192.168.65.2"), [Echo()])
+def make_stack(mtu: int = 1500):
+    return Stack(GatewayConfig(host_alias_ip="192.168.65.2", mtu=mtu), [Echo()])
 
 
-def assert_well_formed_reply(request: bytes, reply: bytes) -> None:
-    assert isinstance(reply, bytes) and 60 <= len(reply) <= 14 + 1500
+def assert_well_formed_reply(request: bytes, reply: bytes, mtu: int = 1500) -> None:
+    assert isinstance(reply, bytes) and 60 <= len(reply) <= 14 + mtu
     dst, src, ethertype = struct.unpack_from("!6s6sH", reply)
     assert src == GATEWAY_MAC
     if ethertype == 0x0806:
@@ -91,3 +95,44 @@ def test_valid_frames_are_all_answered():
     for frame in VALID_FRAMES:
         (reply,) = stack.receive_frame(frame, now=0.0)
         assert_well_formed_reply(frame, reply)
+
+
+#: the largest frame tried: a 9000-byte jumbo MTU plus headers and some slack
+LARGEST_FRAME = 9100
+_HEADERS = 14 + 20 + 8  # Ethernet, IPv4, and the ICMP echo or UDP header
+PAYLOAD_SIZES = st.one_of(
+    st.integers(0, LARGEST_FRAME - _HEADERS),
+    # around the edges: the 576, 1500 and 9000 MTUs' largest payloads, +-2
+    st.sampled_from([mtu - 28 + d for mtu in (576, 1500, 9000) for d in (-2, -1, 0, 1, 2)]),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(["echo", "udp", "udp-broadcast"]), size=PAYLOAD_SIZES,
+       mtu=st.sampled_from([576, 1500, 9000]), flips=st.lists(st.tuples(st.integers(0, 41), st.integers(0, 255)),
+                                                               max_size=2))
+def test_large_frames_never_get_a_reply_over_the_mtu(path, size, mtu, flips):
+    """Frames up to ~9100 bytes on the echo and UDP paths: every reply fits the MTU, and a
+    frame that gets none is counted as a drop (REPLY_OVER_MTU when only the size is wrong)."""
+    payload = bytes(size)
+    if path == "echo":
+        frame = ping(payload)
+    elif path == "udp":
+        frame = udp_to_gateway(payload, dport=7)
+    else:
+        frame = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src="52:54:00:12:34:56")
+                      / IP(src="192.168.65.3", dst="255.255.255.255") / UDP(sport=68, dport=7) / payload)
+    assert len(frame) <= LARGEST_FRAME
+    mutated = bytearray(frame)
+    for position, value in flips:
+        mutated[position] = value
+    mutated = bytes(mutated)
+    stack = make_stack(mtu)
+    outputs = stack.receive_frame(mutated, now=0.0)
+    for reply in outputs:
+        assert_well_formed_reply(mutated, reply, mtu)
+    assert len(outputs) or sum(stack.drops.values()) == 1, "a frame not answered is counted as a drop"
+    if not flips:
+        fits = 20 + 8 + size <= mtu
+        assert len(outputs) == (1 if fits else 0)
+        assert stack.drops == ({} if fits else {Drop.REPLY_OVER_MTU: 1})
