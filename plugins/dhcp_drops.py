@@ -23,6 +23,8 @@ class DhcpDrop(enum.StrEnum):
     NOT_BOOTREQUEST = "dhcp: op is not BOOTREQUEST (1); servers ignore replies (RFC 2131 §2)"
     NOT_ETHERNET = "dhcp: htype/hlen are not Ethernet (1/6) (RFC 2131 §2)"
     RELAYED = "dhcp: giaddr is set, but no relay agent can sit on the guest link (RFC 2131 §4.1)"
+    CHADDR_NOT_SENDER = ("dhcp: chaddr is not the MAC the request came from; with no relay agent on the "
+                         "guest link a client asks only for itself (RFC 2131 §4.1, §7)")
     SERVER_MESSAGE_TYPE = "dhcp: a server's message type (OFFER, ACK, NAK) sent to the server"
     # what it asks for
     NO_ADDRESS_AVAILABLE = "dhcp: DISCOVER with every pool address taken (no OFFER; RFC 2131 §4.3.1)"
@@ -31,4 +33,4 @@ class DhcpDrop(enum.StrEnum):
     REQUEST_WITHOUT_ADDRESS = "dhcp: REQUEST with neither requested address (50) nor ciaddr (RFC 2131 §4.3.2)"
     RELEASE_UNKNOWN = "dhcp: RELEASE of an address this client does not hold (RFC 2131 §4.3.4)"
     DECLINE_UNKNOWN = "dhcp: DECLINE of an address not offered to this client (RFC 2131 §4.3.3)"
-    INFORM_OFF_SUBNET = "dhcp: INFORM from an address outside the guest subnet (RFC 2131 §4.3.5)"
+    INFORM_OFF_SUBNET = "dhcp: INFORM from an address that is not a guest host of the subnet (RFC 2131 §4.3.5)"

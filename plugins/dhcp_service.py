@@ -29,8 +29,30 @@ are dropped):
 * "In all cases, when 'giaddr' is zero, the server broadcasts any DHCPNAK
   messages to 0xffffffff."
 
-A unicast goes to chaddr; should chaddr not be the MAC the request came from,
-the reply is broadcast instead, since the stack sends frames only to the asker.
+Who may ask. RFC 2131 §7: "Malicious DHCP clients could masquerade as
+legitimate clients ... Where dynamic allocation of resources is used, a
+malicious client could claim all resources for itself, thereby denying
+resources to legitimate clients." Two rules keep one guest from doing so:
+
+* chaddr must be the source MAC of the frame the request came in. On a real
+  network they differ only when a relay agent forwards the request (RFC 2131
+  §4.1), and a relayed request (giaddr set) is refused already: no relay can
+  sit on a virtual link with one gateway. So a chaddr that is not the sender's
+  is a guest asking on behalf of a MAC that is not its own (300 DISCOVERs with
+  300 chaddrs would take every address): dropped and counted (CHADDR_NOT_SENDER).
+* One MAC holds addresses for at most `MAX_CLIENTS_PER_MAC` client identities
+  at once (offered or bound). A client is known by its client identifier
+  (option 61) when it sends one, so a guest could still ask under endless
+  identifiers from its one MAC; past the cap, the MAC's oldest address is
+  withdrawn (freed for others) before a new one is offered or bound, so a flood
+  of DISCOVERs or REQUESTs from one guest churns its own addresses, never the
+  others' (`withdrawn` counts them). A MAC normally has one identity at a time
+  (its DHCP client's); four leaves room for an initramfs client and the
+  system's, each with its own identifier.
+
+A guest that also varies its source MAC frame by frame looks like many guests
+to the gateway; limiting that needs the transport's knowledge of which guest a
+frame came from (per connection), not the DHCP server's.
 """
 
 from __future__ import annotations
@@ -39,7 +61,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Callable
 
-from gateway.addresses import BROADCAST_MAC, parse_ipv4
+from gateway.addresses import BROADCAST_MAC, GuestSubnet, parse_ipv4
 from gateway.config import Config, DhcpConfig, GatewayConfig
 from gateway.service import GuestAddress, UdpReply
 
@@ -53,7 +75,7 @@ from .dhcp_packet import (
     RELEASE, REQUEST, DhcpMessage, build_message, encoded_length, parse_message,
 )
 
-__all__ = ["DhcpService", "DHCP_SERVER_PORT"]
+__all__ = ["DhcpService", "DHCP_SERVER_PORT", "MAX_CLIENTS_PER_MAC"]
 
 DHCP_SERVER_PORT = 67
 _ZERO_IP = b"\0\0\0\0"
@@ -65,6 +87,8 @@ _IP_UDP_HEADERS = 28
 #: RFC 2132 §9.10 (maximum DHCP message size): "The minimum legal value is 576 octets."
 _MIN_DATAGRAM = 576
 _NAK_MESSAGE = b"requested address is not available to this client"
+#: client identities (option 61, else chaddr) one MAC may hold addresses for at once; see the module docstring
+MAX_CLIENTS_PER_MAC = 4
 
 
 class DhcpService:
@@ -84,6 +108,11 @@ class DhcpService:
         self.drops: Counter[str] = Counter()
         #: replies made, by message type (DHCPOFFER, DHCPACK, DHCPNAK)
         self.sent: Counter[str] = Counter()
+        #: addresses withdrawn from a MAC past MAX_CLIENTS_PER_MAC identities (freed for other guests)
+        self.withdrawn = 0
+        #: MAC -> the client identities that got an address from it, oldest first (pruned lazily)
+        self._clients_by_mac: dict[bytes, list[bytes]] = {}
+        self._max_tracked_macs = max_records
         self._mtu = gateway.mtu
         lease_time = dhcp.lease_time
         # RFC 2131 §4.4.5: "T1 defaults to (0.5 * duration_of_lease). T2 defaults to
@@ -101,7 +130,8 @@ class DhcpService:
         }
         if dhcp.dns_servers:
             self._parameters[OPT_DNS_SERVERS] = b"".join(parse_ipv4(ip) for ip in dhcp.dns_servers)
-        self._network = network
+        #: the guest subnet's host rule, shared with the stack (gateway.addresses.GuestSubnet)
+        self._subnet = GuestSubnet.of_gateway(gateway)
         self._handlers: dict[int, Callable[[DhcpMessage, GuestAddress, float], list[UdpReply]]] = {
             DISCOVER: self._discover, REQUEST: self._request, DECLINE: self._decline,
             RELEASE: self._release, INFORM: self._inform,
@@ -121,6 +151,8 @@ class DhcpService:
         reason = _screen(message)
         if reason is not None:
             return self._drop(reason)
+        if message.client_mac != source.mac:
+            return self._drop(DhcpDrop.CHADDR_NOT_SENDER)  # see the module docstring
         return self._handlers[message.message_type](message, source, now)
 
     def _drop(self, reason: DhcpDrop) -> list[UdpReply]:
@@ -131,10 +163,12 @@ class DhcpService:
 
     def _discover(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:
         """§4.3.1: choose an address and offer it, with the lease and the parameters."""
-        lease = self.leases.offer(self._client(message), message.client_mac,
-                                  message.options.get(OPT_REQUESTED_IP), now)
+        client, mac = self._client(message), message.client_mac
+        self._make_room(client, mac, now)
+        lease = self.leases.offer(client, mac, message.options.get(OPT_REQUESTED_IP), now)
         if lease is None:
             return self._drop(DhcpDrop.NO_ADDRESS_AVAILABLE)
+        self._track(client, mac, now)
         return [self._reply(message, source, OFFER, lease.ip)]
 
     def _request(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:
@@ -156,11 +190,13 @@ class DhcpService:
         address = requested if requested is not None else message.ciaddr
         if address == _ZERO_IP:
             return self._drop(DhcpDrop.REQUEST_WITHOUT_ADDRESS)
+        self._make_room(client, message.client_mac, now)
         lease = self.leases.bind(client, message.client_mac, address, now)
         if lease is None:
             # "Server SHOULD send a DHCPNAK message to the client if the 'requested IP
             # address' is incorrect, or is on the wrong network."
             return [self._nak(message)]
+        self._track(client, message.client_mac, now)
         return [self._reply(message, source, ACK, lease.ip)]
 
     def _decline(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:
@@ -184,7 +220,7 @@ class DhcpService:
         """§4.3.5: parameters for a client configured by other means: "The server MUST NOT
         send a lease expiration time to the client and SHOULD NOT fill in 'yiaddr'"."""
         address = message.ciaddr if message.ciaddr != _ZERO_IP else source.ip
-        if not self._is_subnet_host(address):
+        if not self._subnet.is_host(address):
             return self._drop(DhcpDrop.INFORM_OFF_SUBNET)
         return [self._reply(message, source, ACK, _ZERO_IP, lease=False, unicast_to=address)]
 
@@ -266,15 +302,11 @@ class DhcpService:
         A ciaddr outside the guest subnet (which a DISCOVER should not carry at all: RFC 2131
         Table 5 says 0) could not be reached, so the rules for a client without one apply.
         """
-        if self._is_subnet_host(request.ciaddr):
-            dst_ip = request.ciaddr
-        elif request.broadcast_flag or yiaddr == _ZERO_IP:
+        if self._subnet.is_host(request.ciaddr):
+            return request.ciaddr, source.mac
+        if request.broadcast_flag or yiaddr == _ZERO_IP:
             return _BROADCAST_IP, BROADCAST_MAC
-        else:
-            dst_ip = yiaddr
-        if request.client_mac != source.mac:
-            return _BROADCAST_IP, BROADCAST_MAC
-        return dst_ip, source.mac
+        return yiaddr, source.mac  # source.mac is chaddr: handle_datagram drops any other
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -286,13 +318,39 @@ class DhcpService:
         server_id = message.options.get(OPT_SERVER_ID)
         return server_id is None or server_id == self.server_ip
 
-    def _is_subnet_host(self, ip: bytes) -> bool:
-        if len(ip) != 4:
-            return False
-        address = ipaddress.IPv4Address(ip)
-        network = self._network
-        return (address in network and address not in (network.network_address, network.broadcast_address)
-                and ip != self.server_ip)
+    # -- how many identities one MAC may hold addresses for -----------------------------------
+
+    def _holds(self, client: bytes, mac: bytes, now: float) -> bool:
+        """Whether `client` holds an active address (offered or bound) taken from `mac`."""
+        lease = self.leases.lease_of(client)
+        return lease is not None and lease.mac == mac and lease.is_active(now)
+
+    def _make_room(self, client: bytes, mac: bytes, now: float) -> None:
+        """Before `client` gets an address from `mac`: if the MAC's other identities already hold
+        MAX_CLIENTS_PER_MAC addresses, withdraw the oldest ones (their addresses go back to the pool)."""
+        known = self._clients_by_mac.get(mac)
+        if not known:
+            return
+        held = [c for c in known if c != client and self._holds(c, mac, now)]
+        while len(held) >= MAX_CLIENTS_PER_MAC:
+            oldest = held.pop(0)
+            self.leases.release(oldest, self.leases.lease_of(oldest).ip, now)
+            self.withdrawn += 1
+        if client in known:
+            held.append(client)
+        self._clients_by_mac[mac] = held
+
+    def _track(self, client: bytes, mac: bytes, now: float) -> None:
+        """`client` now holds an address from `mac`: it becomes the MAC's newest identity."""
+        known = self._clients_by_mac.setdefault(mac, [])
+        if client in known:
+            known.remove(client)
+        known.append(client)
+        if len(self._clients_by_mac) > self._max_tracked_macs:
+            # at most max_records leases exist, so at most that many MACs hold one: forget the rest
+            for stale in [m for m, clients in self._clients_by_mac.items()
+                          if not any(self._holds(c, m, now) for c in clients)]:
+                del self._clients_by_mac[stale]
 
 
 def _screen(message: DhcpMessage) -> DhcpDrop | None:

@@ -97,10 +97,15 @@ def test_offer_is_broadcast_when_the_client_sets_the_broadcast_bit(service):
     assert BOOTP(reply.payload).flags == 0x8000  # 'flags' from the client (Table 3)
 
 
-def test_offer_is_broadcast_when_chaddr_is_not_the_sender(service):
-    """The stack sends frames only to the MAC that asked: a relayed-looking chaddr gets broadcast."""
-    reply = discover(service, source=GuestAddress(OTHER_MAC, UNSPECIFIED, 68))
-    assert (reply.dst_ip, reply.dst_mac) == (BROADCAST_IP, BROADCAST_MAC)
+@pytest.mark.parametrize("message_type", ["discover", "request", "decline", "release", "inform"])
+def test_a_request_whose_chaddr_is_not_the_sender_is_dropped(service, message_type):
+    """No relay agent on the guest link (giaddr is refused): a client asks only for its own MAC."""
+    fields = {"ciaddr": "192.168.65.40"} if message_type in ("release", "inform") else {}
+    options = [("requested_addr", "192.168.65.40")] if message_type in ("request", "decline") else []
+    assert service.handle_datagram(GuestAddress(OTHER_MAC, UNSPECIFIED, 68), packed(GATEWAY),
+                                   dhcp([("message-type", message_type), *options], **fields), 0.0) == []
+    assert service.drops == {DhcpDrop.CHADDR_NOT_SENDER: 1}
+    assert len(service.leases) == 0 and not service.sent
 
 
 def test_requested_parameters_come_first_in_the_clients_order(service):
@@ -324,9 +329,9 @@ def test_bad_input_is_dropped_and_counted(service, payload, reason):
 def test_a_full_pool_offers_nothing():
     service = DhcpService(GatewayConfig(gateway_ip="10.0.0.1", prefix_len=30))  # .1 gateway, .2 alias slot
     for n in range(2):
-        assert service.handle_datagram(FROM_NEW_CLIENT, packed("10.0.0.1"),
-                                       dhcp([("message-type", "discover")], chaddr=bytes([2, 0, 0, 0, 0, n])),
-                                       0.0) == []
+        mac = bytes([2, 0, 0, 0, 0, n])
+        assert service.handle_datagram(GuestAddress(mac, UNSPECIFIED, 68), packed("10.0.0.1"),
+                                       dhcp([("message-type", "discover")], chaddr=mac), 0.0) == []
     assert service.drops == {DhcpDrop.NO_ADDRESS_AVAILABLE: 2}
 
 
@@ -392,3 +397,94 @@ def test_any_dhcp_shaped_message_never_raises_and_any_reply_is_well_formed(
         for reply in service.handle_datagram(source, packed(GATEWAY), payload, now):
             assert_well_formed(reply, dict(options))
     assert sum(service.drops.values()) + sum(service.sent.values()) >= 3 or message_type in (4, 7)
+
+
+# -- one guest cannot take the pool (RFC 2131 §7) ---------------------------------------------------------
+
+def test_300_discovers_from_one_mac_with_other_chaddrs_take_nothing(service):
+    """The reviewer's flood: one source MAC, 300 chaddrs. Before, each got an OFFER and the /24 ran dry."""
+    for n in range(300):
+        chaddr = bytes([2, 0, 0, 0, n >> 8, n & 0xFF])
+        assert service.handle_datagram(FROM_NEW_CLIENT, packed(GATEWAY),
+                                       dhcp([("message-type", "discover")], chaddr=chaddr), 0.0) == []
+    assert service.drops == {DhcpDrop.CHADDR_NOT_SENDER: 300}
+    assert len(service.leases) == 0
+    newcomer = GuestAddress(OTHER_MAC, UNSPECIFIED, 68)
+    assert decoded(discover(service, source=newcomer, chaddr=OTHER_MAC))[1]["message-type"] == 2
+
+
+def flood_with_client_ids(service, message_type, count=300, now=0.0):
+    replies = []
+    for n in range(count):
+        options = [("client_id", b"\xff" + n.to_bytes(4, "big"))]
+        if message_type == "request":
+            options.append(("requested_addr", f"192.168.65.{3 + n % 250}"))
+        replies += service.handle_datagram(FROM_NEW_CLIENT, packed(GATEWAY),
+                                           dhcp([("message-type", message_type), *options]), now)
+    return replies
+
+
+def active_addresses(service, now, identities=300):
+    """How many of the flood's identities hold an active address (offered or bound)."""
+    leases = [service.leases.lease_of(b"\xff" + n.to_bytes(4, "big")) for n in range(identities)]
+    return sum(1 for lease in leases if lease is not None and lease.is_active(now))
+
+
+@pytest.mark.parametrize("message_type", ["discover", "request"])
+def test_one_mac_under_many_client_identifiers_holds_at_most_four_addresses(service, message_type):
+    from plugins.dhcp_service import MAX_CLIENTS_PER_MAC
+    assert MAX_CLIENTS_PER_MAC == 4
+    replies = flood_with_client_ids(service, message_type)
+    assert len(replies) == 300  # each identity is answered (and the MAC's oldest address withdrawn)
+    assert active_addresses(service, 0.5) == MAX_CLIENTS_PER_MAC
+    assert service.withdrawn == 300 - MAX_CLIENTS_PER_MAC
+    # the newest identity keeps what it was given
+    last = parse_message(replies[-1].payload)
+    assert service.leases.lease_of(b"\xff" + (299).to_bytes(4, "big")).ip == last.yiaddr
+    # another guest is served from a pool that is not exhausted
+    newcomer = GuestAddress(OTHER_MAC, UNSPECIFIED, 68)
+    assert decoded(discover(service, source=newcomer, chaddr=OTHER_MAC, now=0.5))[1]["message-type"] == 2
+
+
+def test_a_few_identities_on_one_mac_keep_their_addresses(service):
+    """An initramfs client and the system's, each with its own identifier: no withdrawal below the cap."""
+    replies = flood_with_client_ids(service, "discover", count=4)
+    assert len({parse_message(r.payload).yiaddr for r in replies}) == 4
+    assert service.withdrawn == 0 and active_addresses(service, 0.5) == 4
+    again = flood_with_client_ids(service, "discover", count=4, now=1.0)  # the same four ask again
+    assert [parse_message(r.payload).yiaddr for r in again] == [parse_message(r.payload).yiaddr for r in replies]
+    assert service.withdrawn == 0
+
+
+def test_a_withdrawn_offer_no_longer_holds_its_address(service):
+    first = parse_message(flood_with_client_ids(service, "discover", count=1)[0].payload).yiaddr
+    flood_with_client_ids(service, "discover", count=5)  # identities 0..4: identity 0 is the oldest
+    assert not service.leases.lease_of(b"\xff" + (0).to_bytes(4, "big")).is_active(0.5)
+    other = GuestAddress(OTHER_MAC, UNSPECIFIED, 68)
+    reply = one(request(service, [("requested_addr", ipaddress.IPv4Address(first).compressed)], source=other,
+                        chaddr=OTHER_MAC, now=0.5))
+    assert decoded(reply)[1]["message-type"] == 5  # the withdrawn address went to someone else
+
+
+# -- one rule for "a guest host" with the stack ----------------------------------------------------------------
+
+@pytest.mark.parametrize("address", ["192.168.65.0", "192.168.65.1", "192.168.65.2", "192.168.65.3",
+                                     "192.168.65.128", "192.168.65.254", "192.168.65.255", "10.0.0.1"])
+def test_the_dhcp_server_and_the_stack_agree_on_what_a_guest_address_is(address):
+    """INFORM (RFC 2131 §4.3.5) is answered exactly for the sources the stack accepts from a guest."""
+    from gateway.stack import Stack
+    config = GatewayConfig(host_alias_ip="192.168.65.2")
+    service = DhcpService(config)
+    stack_accepts = Stack(config)._is_guest_source(packed(address), broadcast=False)
+    answered = bool(send(service, "inform", source=GuestAddress(MAC, packed(address), 68), ciaddr=address))
+    assert answered == stack_accepts
+    assert stack_accepts == (address in ("192.168.65.3", "192.168.65.128", "192.168.65.254"))
+
+
+def test_the_per_mac_bookkeeping_stays_bounded():
+    """MACs whose addresses have all lapsed are forgotten once more MACs are known than leases can exist."""
+    service = DhcpService(GatewayConfig(), max_records=8)
+    for n in range(40):
+        mac = bytes([2, 0, 0, 0, 1, n])
+        discover(service, source=GuestAddress(mac, UNSPECIFIED, 68), chaddr=mac, now=100.0 * n)  # offers last 60 s
+    assert len(service._clients_by_mac) <= 8 + 1

@@ -17,6 +17,7 @@ from gateway.config import GatewayConfig
 from gateway.drops import Drop
 from gateway.service import UdpReply
 from gateway.stack import Stack
+from plugins.dhcp_drops import DhcpDrop
 from plugins.dhcp_service import DhcpService
 
 GATEWAY_MAC = "f6:16:36:bc:f9:c6"
@@ -89,6 +90,30 @@ def test_a_nak_is_broadcast_through_the_stack(stack):
 def test_discover_to_the_subnet_broadcast_is_served_too(stack):
     offer = only(stack.receive_frame(client_frame([("message-type", "discover")], dst="192.168.65.255"), now=0.0))
     assert offer[IP].src == GATEWAY_IP and dhcp_options(offer)["server_id"] == GATEWAY_IP
+
+
+def test_rebinding_is_broadcast_from_the_leased_address_and_acked(stack):
+    """RFC 2131 §4.4.5 REBINDING: from the client's address to 255.255.255.255 in a broadcast frame."""
+    ack = only(stack.receive_frame(client_frame([("message-type", "request")], src="192.168.65.50",
+                                                ciaddr="192.168.65.50"), now=0.0))
+    assert dhcp_options(ack)["message-type"] == 5 and (ack.dst, ack[IP].dst) == (CLIENT_MAC, "192.168.65.50")
+
+
+def test_a_renewal_to_the_gateway_in_a_broadcast_frame_is_discarded_by_the_stack(stack):
+    """RFC 1122 §3.3.6: unicast IP in a link-layer broadcast. Real clients renew in a unicast frame."""
+    frame = client_frame([("message-type", "request")], src="192.168.65.50", dst=GATEWAY_IP, ciaddr="192.168.65.50")
+    assert stack.receive_frame(frame, now=0.0) == []
+    assert stack.drops == {Drop.UNICAST_IN_LINK_BROADCAST: 1}
+
+
+def test_a_discover_for_another_chaddr_gets_no_offer_through_the_stack():
+    service = DhcpService(GatewayConfig())
+    stack = Stack(GatewayConfig(), [service])
+    frame = bytes(Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+                  / UDP(sport=68, dport=67) / BOOTP(chaddr=bytes.fromhex("525400abcdef"), xid=1)
+                  / DHCP(options=[("message-type", "discover"), "end"]))
+    assert stack.receive_frame(frame, now=0.0) == []
+    assert not stack.drops and service.drops == {DhcpDrop.CHADDR_NOT_SENDER: 1}
 
 
 def test_malformed_dhcp_is_counted_by_the_service_not_the_stack():
