@@ -92,6 +92,22 @@ def test_client_gets_server_and_symmetric_active_gets_symmetric_passive(mode, re
     assert reply[0] & 7 == reply_mode
 
 
+def test_mode_1_is_answered_directly_but_never_reaches_the_responder_through_the_gateway():
+    """The documented contract: `hostclock serve` answers a symmetric-active peer; the gateway's
+    time service forwards mode 3 only, so a guest's `peer 192.168.65.1` gets nothing."""
+    from gateway.service import GuestAddress
+    from plugins.time_service import TimeService
+
+    assert respond(request(mode=1))[0] & 7 == 2
+    service = TimeService()
+    guest = GuestAddress(bytes.fromhex("525400123456"), bytes([192, 168, 65, 3]), 123)
+    assert service.handle_datagram(guest, bytes([192, 168, 65, 1]), request(mode=1), 0.0) == []
+    assert service.forwarded == 0
+    doc = " ".join(Responder.__doc__.split())
+    assert "queried directly (`hostclock serve`" in doc and "not through the gateway" in doc
+    assert "forwards client requests (mode 3) only" in doc
+
+
 @pytest.mark.parametrize(("mode", "reason"), [
     (0, SntpDrop.MODE_RESERVED), (2, SntpDrop.MODE_SYMMETRIC_PASSIVE), (4, SntpDrop.MODE_SERVER),
     (5, SntpDrop.MODE_BROADCAST), (6, SntpDrop.MODE_CONTROL), (7, SntpDrop.MODE_PRIVATE),

@@ -152,9 +152,14 @@ class Responder:
       longer than the request, so nothing is amplified.
     * Mode 3 -> 4 and mode 1 -> 2, as RFC 4330 §6 says. Mode 1 is answered
       because the answer is stateless and the same size as the request (no
-      association is mobilised, unlike ntpd's ephemeral passive peers), and it
-      lets a guest configured with `peer` rather than `server` work. Every
-      other mode is dropped, modes 6 and 7 above all (CVE-2013-5211).
+      association is mobilised, unlike ntpd's ephemeral passive peers). That
+      is when the responder is queried directly (`hostclock serve`, or a host
+      process sending to the embedded responder's loopback port), not through
+      the gateway: the gateway's time service (plugins/time_service.py)
+      forwards client requests (mode 3) only, because symmetric mode through
+      a NAT'd per-flow socket makes no sense, so a guest must name the gateway
+      with `server`, not `peer`. Every other mode is dropped, modes 6 and 7
+      above all (CVE-2013-5211).
     * Version 1..4 is copied into the reply; anything else is dropped.
     * Poll is copied. The request's transmit timestamp is copied byte for
       byte into the originate field and never interpreted (chronyd sends a
