@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 
 import pytest
@@ -190,3 +191,113 @@ async def test_a_port_in_use_is_a_clear_error():
             with pytest.raises(OSError, match=f"cannot bind {host}:{port}"):
                 await second.run()
             nursery.cancel_scope.cancel()
+
+
+# -- shutdown: prompt, never blocking the trio loop, the socket closed only after its thread --------------
+
+def port_is_free(address) -> bool:
+    """Whether nothing holds the UDP address any more (its socket was closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+    return True
+
+
+async def stop_while_ticking(server, *, serve_for=0.05):
+    """Run `server`, cancel it, and return (seconds the shutdown took, longest gap between the
+    ticks of another task meanwhile): a gap as long as the shutdown means the loop was blocked."""
+    gaps = []
+    ticking = True
+
+    async def ticker():
+        last = trio.current_time()
+        while ticking:
+            await trio.sleep(0.005)
+            now = trio.current_time()
+            gaps.append(now - last)
+            last = now
+
+    async with trio.open_nursery() as outer:
+        outer.start_soon(ticker)
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.run)
+            with await open_client(address) as sock:
+                assert len(await query(sock, client_request())) == 48
+            await trio.sleep(serve_for)
+            gaps.clear()
+            started = time.monotonic()
+            nursery.cancel_scope.cancel()
+        took = time.monotonic() - started
+        ticking = False
+    return address, took, max(gaps, default=0.0)
+
+
+async def test_shutdown_is_prompt_and_the_thread_is_gone_before_the_socket_is_closed():
+    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    with trio.fail_after(5):
+        address, took, _ = await stop_while_ticking(server)
+    assert took < 0.5
+    assert not server.thread_running
+    assert port_is_free(address)
+
+
+async def test_waiting_for_a_slow_thread_does_not_block_the_trio_loop(monkeypatch):
+    """The thread takes 0.4 s to wind down: the loop keeps running other tasks meanwhile
+    (it used to sit in threading.Event.wait, blocking every task of the gateway)."""
+    original = SntpServer._drain
+
+    def lingering(self, sock):
+        done = original(self, sock)
+        if done:
+            time.sleep(0.4)
+        return done
+
+    monkeypatch.setattr(SntpServer, "_drain", lingering)
+    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    with trio.fail_after(5):
+        address, took, longest_gap = await stop_while_ticking(server)
+    assert 0.35 <= took < 2.0          # it did wait for the thread
+    assert longest_gap < 0.2           # ... without blocking the loop
+    assert not server.thread_running
+    assert port_is_free(address)
+
+
+async def test_a_thread_that_does_not_stop_keeps_its_socket_until_it_returns(monkeypatch, caplog):
+    """Shutdown gives up after 2 x STOP_WAIT, logs, and leaves the socket open (closing it under a
+    thread blocked in recvmsg lets the descriptor number be reused beneath it); the thread closes
+    it when it finally returns."""
+    monkeypatch.setattr(server_module, "STOP_WAIT", 0.25, raising=False)
+    release = threading.Event()
+    returned = threading.Event()
+    original = SntpServer._drain
+
+    def stuck(self, sock):
+        if original(self, sock):
+            try:
+                release.wait(10)  # deaf to the wake-up datagram and to shutdown(2)
+                return True
+            finally:
+                returned.set()
+        return False
+
+    monkeypatch.setattr(SntpServer, "_drain", stuck)
+    caplog.set_level(logging.WARNING, logger="hostclock.sntp")
+    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    try:
+        with trio.fail_after(5):
+            address, took, longest_gap = await stop_while_ticking(server)
+        assert 0.45 <= took < 2.0 and longest_gap < 0.2  # two waits of 0.25 s, the loop running
+        assert server.thread_running
+        assert not port_is_free(address)  # left open: the thread may still be inside recvmsg
+        assert any("did not stop" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()
+    assert returned.wait(5)
+    for _ in range(100):
+        if not server.thread_running:
+            break
+        await trio.sleep(0.01)
+    assert not server.thread_running
+    assert port_is_free(address)  # closed by the thread on its way out

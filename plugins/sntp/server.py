@@ -13,7 +13,13 @@
   sits on both legs of an exchange, not only on the request's, which keeps the
   guest's offset centred (bench/README.md has the measurements). The trio task
   only starts the thread and, when cancelled, stops it (an empty datagram wakes
-  it).
+  it; if that is not enough, shutdown(2)). It waits for the thread in a worker
+  thread of its own, shielded and bounded (2 x STOP_WAIT), so the trio loop
+  that also runs the gateway never blocks, and the socket is closed only once
+  the thread has left recvmsg: closing a descriptor another thread is blocked
+  on lets the number be reused under it. A thread that does not stop in time
+  is logged and left with its socket; it closes the socket itself if it ever
+  returns, else process exit does.
 * The ServerState is refreshed from the kernel (one adjtimex read) lazily,
   when a request arrives at least a second after the last refresh: no timer,
   no wakeups while idle.
@@ -38,7 +44,7 @@ from .kernel_state import KernelTimeState
 from .responder import Responder, ServerState
 from .timestamps import unix_ns_to_ntp
 
-__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER"]
+__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER", "STOP_WAIT"]
 
 logger = logging.getLogger("hostclock.sntp")
 
@@ -52,6 +58,8 @@ RECEIVE_BUFFER = 2048
 #: datagrams handled between checkpoints while draining the queue
 DRAIN_BATCH = 256
 _NS_PER_S = 1_000_000_000
+#: seconds shutdown waits for the serving thread after waking it, and again after shutdown(2)
+STOP_WAIT = 1.0
 
 
 class SntpServer:
@@ -72,12 +80,18 @@ class SntpServer:
         self.precision = measure_precision(self._clock) if precision is None else precision
         self.answered = 0
         self._stopping = False
+        self._thread_stopped: threading.Event | None = None
         self.bound_address: tuple[str, int] | None = None
         self.kernel_state = read_kernel_state()
         self._refreshed_ns = self._clock()
         self.responder = Responder(self._state_from(self.kernel_state, self._refreshed_ns))
         clock_fn = self._clock
         self._read_clock_ntp = lambda: unix_ns_to_ntp(clock_fn())
+
+    @property
+    def thread_running(self) -> bool:
+        """Whether the serving thread is still in its loop (started and not yet returned)."""
+        return self._thread_stopped is not None and not self._thread_stopped.is_set()
 
     @property
     def drops(self) -> Counter[str]:
@@ -104,6 +118,7 @@ class SntpServer:
         """Bind, report (host, port) through `task_status.started`, and serve until cancelled."""
         host, port = parse_host_port(self.config.listen, what="responder listen address")
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        serving = False
         try:
             sock.setblocking(False)
             if self._kernel_timestamps:
@@ -119,9 +134,11 @@ class SntpServer:
             self._refresh(self._clock())
             self._log_start()
             task_status.started(self.bound_address)
-            await self._serve(sock)
+            serving = True
+            await self._serve(sock)  # closes the socket once its thread has stopped
         finally:
-            sock.close()
+            if not serving:
+                sock.close()
 
     def _log_start(self) -> None:
         host, port = self.bound_address
@@ -140,9 +157,14 @@ class SntpServer:
                     timestamps, clock)
 
     async def _serve(self, sock: socket.socket) -> None:
-        """Serve `sock` from a thread until cancelled; then wake the thread and wait for it."""
+        """Serve `sock` from a thread until cancelled; then stop the thread and close `sock`."""
         self._stopping = False
         stopped = threading.Event()
+        self._thread_stopped = stopped
+        # Whoever finishes last closes the socket: this task if the thread stopped in time,
+        # else the thread itself when (if ever) it returns. The lock makes that one decision.
+        closing = threading.Lock()
+        abandoned = False
 
         def serve_in_thread() -> None:
             try:
@@ -150,23 +172,43 @@ class SntpServer:
                 while not self._drain(sock):
                     pass
             finally:
-                stopped.set()
+                with closing:
+                    stopped.set()
+                    if abandoned:
+                        sock.close()
 
         try:
             await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
         finally:
-            self._stopping = True
-            try:  # an empty datagram wakes the thread's recvmsg; it sees _stopping and returns
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
-                    waker.sendto(b"", self.bound_address)
-            except OSError:
-                pass
-            if not stopped.wait(2.0):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                stopped.wait(2.0)
+            with trio.CancelScope(shield=True):  # the cancellation that got us here must not cut this short
+                await self._stop_thread(sock, stopped)
+            with closing:
+                if stopped.is_set():
+                    sock.close()
+                else:
+                    abandoned = True
+                    logger.warning("SNTP responder: the serving thread did not stop within %.1f s; "
+                                   "its socket stays open until the thread returns or the process exits",
+                                   2 * STOP_WAIT)
+
+    async def _stop_thread(self, sock: socket.socket, stopped: threading.Event) -> None:
+        """Wake the serving thread and wait (at most 2 x STOP_WAIT) for it to return, in a worker
+        thread, so that the trio loop goes on running meanwhile."""
+        self._stopping = True
+        if stopped.is_set():
+            return
+        try:  # an empty datagram wakes the thread's recvmsg; it sees _stopping and returns
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
+                waker.sendto(b"", self.bound_address)
+        except OSError:
+            pass
+        if await trio.to_thread.run_sync(stopped.wait, STOP_WAIT):
+            return
+        try:  # the datagram was lost (a full receive queue): shutdown(2) wakes recvmsg too
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        await trio.to_thread.run_sync(stopped.wait, STOP_WAIT)
 
     def _drain(self, sock: socket.socket) -> bool:
         """Answer up to DRAIN_BATCH datagrams; True once the queue is empty or the server is stopping.
