@@ -42,6 +42,14 @@ def bind_unix(path: str, kind: int) -> socket.socket:
 
 
 def _clear_stale_socket(path: str, kind: int) -> None:
+    """Remove `path` if it is a socket file nobody listens on; refuse it (TransportError) otherwise.
+
+    Only ECONNREFUSED proves a file stale (unix(7): "The remote address specified by
+    connect(2) was not a listening socket"; the file was checked to be a socket above).
+    Every other failure leaves the file alone: EACCES (not ours to judge, maybe in use),
+    EPROTOTYPE (a live socket of another type), EAGAIN (a live listener with a full
+    backlog), and anything unforeseen.
+    """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -50,18 +58,32 @@ def _clear_stale_socket(path: str, kind: int) -> None:
         raise TransportError(f"cannot use socket path {path}: {e.strerror}") from None
     if not stat.S_ISSOCK(mode):
         raise TransportError(f"{path} exists and is not a socket: remove it or choose another path")
-    probe = socket.socket(socket.AF_UNIX, kind)
+    probe = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+    probe.setblocking(False)  # a listener with a full backlog answers EAGAIN instead of making us wait
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)  # a socket file nobody listens on: left over from an earlier run
         return
-    except OSError:
-        os.unlink(path)
-        return
+    except BlockingIOError:
+        pass  # EAGAIN: a listener whose backlog is full, alive
+    except OSError as e:
+        raise TransportError(_probe_failure(path, e)) from None
     finally:
         probe.close()
     raise TransportError(f"socket path {path} is in use by a running server: stop it or choose another path")
+
+
+def _probe_failure(path: str, error: OSError) -> str:
+    """Why `path` is refused when connecting to it failed with `error` (not ECONNREFUSED)."""
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return (f"socket path {path} exists and cannot be checked: connecting to it is not permitted "
+                f"({error.strerror}); left in place: remove it as its owner if it is stale, or choose another path")
+    if error.errno == errno.EPROTOTYPE:
+        return (f"socket path {path} is a socket of another type, likely another server's; left in place: "
+                "stop that server or choose another path")
+    return (f"socket path {path} exists and cannot be checked: {error.strerror}; left in place: "
+            "remove it if it is stale, or choose another path")
 
 
 def remove_socket_file(path: str) -> None:
