@@ -1,9 +1,16 @@
 """A UDP flow table with vpnkit's NAT semantics, sans-IO.
 
-A flow is one guest conversation, keyed on the guest's (source IP, source port),
-as vpnkit keys its UDP NAT. Each flow gets its own upstream socket (owned by a
-service's I/O driver), so upstream replies are matched to the flow by the socket
-they arrive on. A flow idle for `idle_timeout` seconds of `now` (a monotonic
+A flow is one guest conversation, keyed on the guest's (source MAC, source IP,
+source port). vpnkit keys its UDP NAT on (source IP, port) alone; it serves one
+VM per NAT, while one hostclock gateway may serve several guests at once (one
+per connection of a stream, seqpacket, datagram or vmnet transport), and a
+guest's source IP is only what it claims. With the MAC in the key, a frame from
+another MAC that claims an existing flow's IP and port opens a flow of its own
+instead of taking over that flow and its replies. (A VM that comes back with
+another MAC opens a new flow too; the old one idles out.)
+
+Each flow gets its own upstream socket (owned by a service's I/O driver), so
+upstream replies are matched to the flow by the socket they arrive on. A flow idle for `idle_timeout` seconds of `now` (a monotonic
 clock: a host suspend must not expire everything at once) is closed; at
 `max_flows` the oldest quarter is closed to make room, so one new flow costs
 O(1) amortised however many flows exist.
@@ -41,7 +48,7 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.max_flows = max_flows
         # least recently active first
-        self._by_key: OrderedDict[tuple[bytes, int], Flow] = OrderedDict()
+        self._by_key: OrderedDict[tuple[bytes, bytes, int], Flow] = OrderedDict()
         self._by_id: dict[int, Flow] = {}
         self._closed: list[Flow] = []
         self._ids = count(1)
@@ -54,11 +61,10 @@ class FlowTable:
 
     def touch(self, guest: GuestAddress, local_ip: bytes, now: float) -> Flow:
         """The flow for this guest endpoint, made most recent; opened if new."""
-        key = (guest.ip, guest.port)
+        key = (guest.mac, guest.ip, guest.port)
         flow = self._by_key.get(key)
         if flow is not None:
             flow.last_active = now
-            flow.guest = guest  # the guest's MAC may change (a re-attached VM)
             flow.local_ip = local_ip
             self._by_key.move_to_end(key)
             return flow
@@ -77,7 +83,8 @@ class FlowTable:
     def refresh(self, flow: Flow, now: float) -> None:
         """Mark activity on an open flow (an upstream reply)."""
         flow.last_active = now
-        self._by_key.move_to_end((flow.guest.ip, flow.guest.port))
+        guest = flow.guest
+        self._by_key.move_to_end((guest.mac, guest.ip, guest.port))
 
     def expire(self, now: float) -> int:
         """Close flows idle for the timeout; returns how many."""

@@ -17,7 +17,18 @@ def test_same_endpoint_same_flow_and_refreshed():
     again = table.touch(guest(1000), GW, now=30.0)
     assert again is first and first.last_active == 30.0 and len(table) == 1
     assert table.touch(guest(1001), GW, now=30.0) is not first
-    assert table.touch(guest(1000, ip=4), GW, now=30.0) is not first  # keyed on (IP, port)
+    assert table.touch(guest(1000, ip=4), GW, now=30.0) is not first  # keyed on (MAC, IP, port)
+
+
+def test_another_mac_claiming_a_flows_ip_and_port_opens_its_own_flow():
+    table = FlowTable(idle_timeout=60, max_flows=8)
+    first = table.touch(guest(1000), GW, now=0.0)
+    spoofed = GuestAddress(bytes.fromhex("5254000000ee"), first.guest.ip, first.guest.port)
+    other = table.touch(spoofed, GW, now=1.0)
+    assert other is not first and len(table) == 2
+    assert first.guest.mac == MAC and other.guest.mac == spoofed.mac  # the first flow still answers its guest
+    table.refresh(first, now=2.0)  # and stays keyed on its own MAC
+    assert table.touch(guest(1000), GW, now=3.0) is first
 
 
 def test_idle_flows_expire_on_the_monotonic_clock():
