@@ -16,7 +16,8 @@ Sans-IO: time is the `now` the caller passes (the runtime's monotonic clock).
   gets its previous address (RFC 2131 §4.3.1); it is reused for another client only
   when no never-used address is left, or to make room (at most `max_records`).
 * `reserve(mac, ip)` holds an address for one MAC (a transport that knows a
-  guest's preferred address, such as vmnet's, calls it).
+  guest's preferred address, such as vmnet's, calls it); `unreserve(mac)` lets
+  it go when that guest detaches. (Not `release`: that is DHCPRELEASE's, of a lease.)
 """
 
 from __future__ import annotations
@@ -172,6 +173,18 @@ class LeasePool:
             del self._reserved_mac_by_ip[previous]
         self._reserved_ip_by_mac[mac] = n
         self._reserved_mac_by_ip[n] = mac
+        return True
+
+    def unreserve(self, mac: bytes) -> bool:
+        """Let the address reserved for `mac` go (its guest detached); False if it had none.
+
+        A lease the MAC's client holds on it is untouched: it runs its course, and as any
+        returning client's, its record makes the address the client's first choice again.
+        """
+        n = self._reserved_ip_by_mac.pop(mac, None)
+        if n is None:
+            return False
+        del self._reserved_mac_by_ip[n]
         return True
 
     # -- allocation ----------------------------------------------------------------------

@@ -160,6 +160,16 @@ def test_reserve_refuses_what_it_cannot_hold():
     assert p.reserve(mac(2), ip(10))
 
 
+def test_unreserve_gives_the_address_back_to_the_pool():
+    p = pool()
+    assert p.reserve(mac(1), ip(10))
+    assert p.offer(key(2), mac(2), ip(10), now=0.0).ip != ip(10)  # reserved for mac 1
+    assert p.unreserve(mac(1)) and not p.unreserve(mac(1))
+    assert p.reserve(mac(2), ip(10))                              # free to reserve for another
+    assert p.unreserve(mac(2))
+    assert p.offer(key(3), mac(3), ip(10), now=0.0).ip == ip(10)   # and to lease to anyone
+
+
 def test_records_are_bounded_and_ended_leases_make_room():
     p = pool(max_records=4)
     for n in range(4):
