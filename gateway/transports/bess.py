@@ -31,12 +31,14 @@ _RECEIVES_PER_WAKEUP = 64
 class SeqpacketLink:
     """One guest on a connected SOCK_SEQPACKET socket."""
 
-    def __init__(self, description: str, conn: socket.socket, max_frame: int = GVPROXY_MAX_FRAME) -> None:
+    def __init__(self, description: str, conn: socket.socket, max_frame: int = GVPROXY_MAX_FRAME,
+                 drops: Counter[str] | None = None) -> None:
         self.description = description
         self._conn = conn
         self._max_frame = max_frame
         self._open = True
-        self.drops: Counter[str] = Counter()
+        #: frames to the guest dropped, by reason (the transport's counter, shared by its links)
+        self.drops: Counter[str] = drops if drops is not None else Counter()
 
     @property
     def is_open(self) -> bool:
@@ -80,12 +82,14 @@ class BessTransport:
     def __init__(self, path: str) -> None:
         self.path = path
         self.description = f"bess {path}"
+        #: frames dropped by the transport's links, by reason
+        self.drops: Counter[str] = Counter()
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async def serve_guest(conn: socket.socket, number: int) -> None:
             description = f"{self.description} #{number}"
             log.info("guest attached: %s", description)
-            reason = await SeqpacketLink(description, conn).serve(on_frame)
+            reason = await SeqpacketLink(description, conn, drops=self.drops).serve(on_frame)
             log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
                     "guest detached: %s (%s)", description, reason)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections import Counter
 
 import trio
 
@@ -27,11 +28,14 @@ class QemuStreamTransport:
     def __init__(self, path: str) -> None:
         self.path = path
         self.description = f"qemu-stream {path}"
+        #: frames dropped by the transport's links, by reason
+        self.drops: Counter[str] = Counter()
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async def serve_guest(conn: socket.socket, number: int) -> None:
             description = f"{self.description} #{number}"
-            link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME)
+            link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME,
+                              drops=self.drops)
             log.info("guest attached: %s", description)
             reason = await link.serve(on_frame)
             log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,

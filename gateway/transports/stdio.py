@@ -20,6 +20,7 @@ import logging
 import os
 import stat
 import sys
+from collections import Counter
 
 import trio
 
@@ -41,6 +42,8 @@ class StdioTransport:
         self.description = "stdio" if (read_fd, write_fd) == (0, 1) else f"stdio fds {read_fd}/{write_fd}"
         #: set when the parent closes stdin (or the pipe breaks): the guest has gone for good
         self.finished = trio.Event()
+        #: frames dropped by the link, by reason
+        self.drops: Counter[str] = Counter()
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         for fd, name in ((self.read_fd, "stdin"), (self.write_fd, "stdout")):
@@ -57,7 +60,7 @@ class StdioTransport:
         try:
             for fd in fds:
                 os.set_blocking(fd, False)
-            link = StreamLink(self.description, self.read_fd, write_fd, VMNET_PREFIX, _MAX_FRAME)
+            link = StreamLink(self.description, self.read_fd, write_fd, VMNET_PREFIX, _MAX_FRAME, drops=self.drops)
             task_status.started()
             log.info("guest attached: %s", self.description)
             reason = await link.serve(on_frame)

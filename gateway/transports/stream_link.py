@@ -30,7 +30,7 @@ class StreamLink:
     """One guest attached over a stream; `read_fd` and `write_fd` may be one socket or two pipe ends."""
 
     def __init__(self, description: str, read_fd: int, write_fd: int, prefix: struct.Struct, max_frame: int,
-                 *, max_queued: int = _MAX_QUEUED, min_frame: int = 0) -> None:
+                 *, max_queued: int = _MAX_QUEUED, min_frame: int = 0, drops: Counter[str] | None = None) -> None:
         self.description = description
         #: frames shorter than this are zero-padded when sent (hyperkit pads to 60, the Ethernet minimum)
         self._min_frame = min_frame
@@ -42,7 +42,8 @@ class StreamLink:
         self._max_queued = max_queued
         self._queued_wakeup = trio.Event()
         self._open = True
-        self.drops: Counter[str] = Counter()
+        #: frames to the guest dropped, by reason (the transport's counter, shared by its links)
+        self.drops: Counter[str] = drops if drops is not None else Counter()
 
     @property
     def is_open(self) -> bool:

@@ -54,10 +54,11 @@ def open_tap(name: str) -> int:
 
 
 class TapLink:
-    def __init__(self, name: str, fd: int) -> None:
+    def __init__(self, name: str, fd: int, drops: Counter[str] | None = None) -> None:
         self.description = f"tap {name}"
         self._fd = fd
-        self.drops: Counter[str] = Counter()
+        #: frames to the guest dropped, by reason (the transport's counter)
+        self.drops: Counter[str] = drops if drops is not None else Counter()
 
     @property
     def is_open(self) -> bool:
@@ -82,10 +83,12 @@ class TapTransport:
     def __init__(self, name: str) -> None:
         self.name = name
         self.description = f"tap {name}"
+        #: frames dropped by the TAP's link, by reason
+        self.drops: Counter[str] = Counter()
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         fd = open_tap(self.name)
-        link = TapLink(self.name, fd)
+        link = TapLink(self.name, fd, self.drops)
         log.debug("created TAP %s", self.name)
         try:
             task_status.started()

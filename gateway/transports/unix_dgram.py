@@ -48,12 +48,14 @@ PeerAddress = str | bytes
 class DatagramPeerLink:
     """One guest: the socket address its datagrams come from."""
 
-    def __init__(self, description: str, sock: socket.socket, address: PeerAddress) -> None:
+    def __init__(self, description: str, sock: socket.socket, address: PeerAddress,
+                 drops: Counter[str] | None = None) -> None:
         self.description = description
         self.address = address
         self._sock = sock
         self._open = True
-        self.drops: Counter[str] = Counter()
+        #: frames to the guest dropped, by reason (the transport's counter, shared by its links)
+        self.drops: Counter[str] = drops if drops is not None else Counter()
 
     @property
     def is_open(self) -> bool:
@@ -94,7 +96,7 @@ class UnixDatagramTransport:
         self.max_peers = max_peers
         self._peers: OrderedDict[PeerAddress, DatagramPeerLink] = OrderedDict()
         self._logged: set[tuple[PeerAddress | None, str]] = set()
-        #: datagrams dropped before reaching the stack, by reason
+        #: datagrams dropped before reaching the stack, and frames its links could not send, by reason
         self.drops: Counter[str] = Counter()
 
     @property
@@ -152,7 +154,7 @@ class UnixDatagramTransport:
             _, oldest = self._peers.popitem(last=False)
             oldest.close()
             log.info("guest forgotten: %s (more than %d senders)", oldest.description, self.max_peers)
-        link = DatagramPeerLink(f"{self.description} <- {_format_address(address)}", sock, address)
+        link = DatagramPeerLink(f"{self.description} <- {_format_address(address)}", sock, address, self.drops)
         self._peers[address] = link
         self._peers.move_to_end(address)
         log.info("guest attached: %s", link.description)
