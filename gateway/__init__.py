@@ -34,7 +34,7 @@ from .config import Config, ConfigError, GatewayConfig, ResponderConfig, TimeCon
 from .drops import Drop
 from .flows import Flow, FlowTable
 from .plugin_registry import ENTRY_POINT_GROUP, available_plugins, create_services
-from .service import GuestAddress, GuestSink, UdpService
+from .service import GuestAddress, UdpService
 from .stack import Stack
 from .transports import TRANSPORTS, GuestLink, Transport, TransportError, make_transport
 from .upstream import Forward
@@ -48,7 +48,7 @@ __all__ = [
     # the sans-IO core
     "build_stack", "Stack", "Forward", "Flow", "FlowTable", "Drop",
     # plugins
-    "UdpService", "GuestAddress", "GuestSink", "ENTRY_POINT_GROUP", "available_plugins", "create_services",
+    "UdpService", "GuestAddress", "ENTRY_POINT_GROUP", "available_plugins", "create_services",
     # trio edges
     "serve", "Gateway", "Transport", "GuestLink", "TransportError", "TRANSPORTS", "make_transport",
 ]

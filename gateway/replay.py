@@ -5,7 +5,9 @@
 `Stack.receive_frame(frame, now)` with each guest frame and its capture
 timestamp (seconds) as `now`, as the runtime does with a live frame, answers
 the time service's `Forward` requests with `upstream`, and hands each answer
-back through `Stack.receive_upstream`, as the runtime's upstream driver does:
+back through `Stack.receive_upstream`, the one return path the runtime also
+uses for a live upstream's reply (`Gateway.upstream_reply`), so a replay
+screens and frames answers exactly as a live gateway does:
 
 * `EmbeddedResponder` (the default): the sans-IO `plugins.sntp.Responder`,
   in-process, reading `clock`. A request captured at time t on the replay

@@ -11,16 +11,17 @@ and answers with what should happen, never touching a socket or a clock.
 * a `UdpReply` — the same, but to an explicit IPv4 destination (and MAC) on the
   guest's link, for a guest that has no address yet (DHCP, RFC 2131 §4.1). The
   stack sends it only to the MAC that asked or to broadcast, and only to a guest
-  subnet host or a broadcast address; anything else is dropped and counted; or
-* any other object — a request for the service's own I/O driver (for example
-  "forward this to the upstream server on flow 7"). The stack passes such
-  objects through to its caller untouched; the runtime gives them to the
-  service's `driver` (see `gateway.runtime`).
+  subnet host or a broadcast address; anything else is dropped and counted.
 
-A service that needs I/O of its own (upstream sockets, timers) also provides
-`make_driver(sink)`, returning an object with ``async def run(task_status)``
-and ``submit(request)``; the sink lets the driver send payloads back to guests
-(`sink.send_to_guest(guest, local_ip, port, payload)`).
+That is all a plugin can answer with: a service replies to the datagram in
+hand, on the link it came from, and has no I/O of its own. Forwarding to a
+server on the host is the time service's alone (`plugins.time_service`): it
+returns `gateway.upstream.Forward` requests, which the stack passes through to
+its caller, and the runtime's `gateway.upstream.UpstreamDriver` carries them
+and brings the replies back through `Stack.receive_upstream`. The runtime runs
+that driver for the time service's port only: anything else a service returns
+(a `Forward` for another port included) is dropped and counted as the
+gateway's ("gateway: a service returned ..."), never raised.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["GuestAddress", "UdpReply", "UdpService", "GuestSink"]
+__all__ = ["GuestAddress", "UdpReply", "UdpService"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,3 @@ class UdpService(Protocol):
         """React to one datagram from the guest to `local_ip`:`port`."""
         ...
 
-
-class GuestSink(Protocol):
-    """What a service's I/O driver uses to reach the guest."""
-
-    def send_to_guest(self, guest: GuestAddress, local_ip: bytes, port: int, payload: bytes) -> None: ...

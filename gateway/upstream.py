@@ -14,6 +14,17 @@ drains every ready socket: a new flow costs a socket and a registration, not a
 task, whatever the number of flows. There are no periodic wake-ups: the expiry
 timer sleeps until the oldest flow's deadline, or not at all when there are no
 flows.
+
+Replies go back on the guest link the flow's latest request came in on: the
+runtime hands each `Forward` to `submit` with its `GuestLink`, the driver keeps
+the link with the flow's socket, and a reply is given, with that link, to the
+sink (`UpstreamSink.upstream_reply`), which screens it and builds the guest's
+frame through the sans-IO `Stack.receive_upstream`, as a replay does. Nothing
+is routed by MAC address, so a guest that claims another's MAC cannot draw its
+replies.
+
+Running out of descriptors (EMFILE/ENFILE) or memory when opening a flow's
+socket drops that request and counts it; the gateway goes on serving.
 """
 
 from __future__ import annotations
@@ -28,9 +39,10 @@ from typing import Protocol
 import trio
 
 from .flows import Flow, FlowTable
-from .service import GuestSink, UdpService
+from .service import UdpService
+from .transports.base import GuestLink
 
-__all__ = ["Forward", "ForwardingService", "UpstreamDriver"]
+__all__ = ["Forward", "ForwardingService", "UpstreamDriver", "UpstreamSink"]
 
 log = logging.getLogger("hostclock.upstream")
 
@@ -56,17 +68,37 @@ class ForwardingService(UdpService, Protocol):
         ...
 
 
+class UpstreamSink(Protocol):
+    """Where an `UpstreamDriver` hands the upstream's replies (the runtime's `Gateway`)."""
+
+    def upstream_reply(self, port: int, flow_id: int, payload: bytes, link: GuestLink, now: float) -> None:
+        """A datagram from the upstream on `flow_id` of the service on `port`, for the guest on `link`
+        (the link the flow's latest request came in on). Never raises."""
+        ...
+
+
+class _FlowSocket:
+    """A flow's upstream socket and the guest link its latest request came in on."""
+
+    __slots__ = ("flow_id", "sock", "link")
+
+    def __init__(self, flow_id: int, sock: socket.socket, link: GuestLink) -> None:
+        self.flow_id = flow_id
+        self.sock = sock
+        self.link = link
+
+
 class UpstreamDriver:
     """Carries a forwarding service's flows to `upstream` (host, port) and their replies back."""
 
-    def __init__(self, service: ForwardingService, upstream: tuple[str, int], sink: GuestSink) -> None:
+    def __init__(self, service: ForwardingService, upstream: tuple[str, int], sink: UpstreamSink) -> None:
         self.service = service
         self.upstream = upstream
         self.sink = sink
         self.drops: Counter[str] = Counter()
-        self._sockets: dict[int, socket.socket] = {}
-        #: flow sockets by descriptor, for the epoll set: fd -> (flow id, socket)
-        self._by_fd: dict[int, tuple[int, socket.socket]] = {}
+        self._flows: dict[int, _FlowSocket] = {}
+        #: the same entries by socket descriptor, for the epoll set
+        self._by_fd: dict[int, _FlowSocket] = {}
         self._epoll: select.epoll | None = None
         #: a socket already connected to the upstream, for the next new flow. Real clients (ntplib,
         #: ntpdig, chronyd) use a new port for each query, so each query is a new flow: this takes
@@ -74,16 +106,18 @@ class UpstreamDriver:
         self._spare: socket.socket | None = None
         self._flows_changed = trio.Event()
 
-    def submit(self, request: Forward) -> None:
-        """Send a guest datagram upstream on its flow's socket (opened on first use)."""
-        flow = request.flow
-        sock = self._sockets.get(flow.id)
-        if sock is None:
-            sock = self._open(flow)
-            if sock is None:
+    def submit(self, request: Forward, link: GuestLink) -> None:
+        """Send a guest datagram upstream on its flow's socket (opened on first use); the flow's
+        replies go to `link`, the guest link the datagram came in on."""
+        entry = self._flows.get(request.flow.id)
+        if entry is None:
+            entry = self._open(request.flow, link)
+            if entry is None:
                 return
+        else:
+            entry.link = link
         try:
-            sock.send(request.payload)
+            entry.sock.send(request.payload)
         except BlockingIOError:
             self.drops["upstream: socket send buffer full"] += 1
         except OSError as e:  # e.g. ECONNREFUSED from an earlier ICMP error: nobody listens upstream
@@ -107,33 +141,39 @@ class UpstreamDriver:
             trio.lowlevel.notify_closing(epoll.fileno())
             epoll.close()
 
-    def _connect(self) -> socket.socket | None:
-        """A new non-blocking socket connected to the upstream, in the epoll set; None (counted) on failure."""
+    def _connect(self) -> socket.socket:
+        """A new non-blocking socket connected to the upstream, in the epoll set.
+
+        Raises OSError (nothing left open) when it cannot be made: no descriptor left (EMFILE,
+        ENFILE), no memory (ENOBUFS, ENOMEM), an unreachable upstream.
+        """
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setblocking(False)
         try:
+            sock.setblocking(False)
             sock.connect(self.upstream)  # numeric address: no lookup, returns at once
-        except OSError as e:
+            self._epoll.register(sock.fileno(), select.EPOLLIN)
+        except BaseException:
             sock.close()
-            self.drops[f"upstream: cannot open a flow socket ({e.strerror})"] += 1
-            return None
-        self._epoll.register(sock.fileno(), select.EPOLLIN)
+            raise
         return sock
 
-    def _open(self, flow: Flow) -> socket.socket | None:
+    def _open(self, flow: Flow, link: GuestLink) -> _FlowSocket | None:
+        """The flow's socket entry, from the spare or new; None (counted) if no socket can be made."""
         if self._epoll is None:
             raise RuntimeError("UpstreamDriver.submit() called before run() started")
         sock, self._spare = self._spare, None
         if sock is None:
-            sock = self._connect()
-            if sock is None:
+            try:
+                sock = self._connect()
+            except OSError as e:
+                self.drops[f"upstream: cannot open a flow socket ({e.strerror or e})"] += 1
                 return None
-        fd = sock.fileno()
-        self._by_fd[fd] = (flow.id, sock)
-        self._sockets[flow.id] = sock
-        if len(self._sockets) == 1:
+        entry = _FlowSocket(flow.id, sock, link)
+        self._by_fd[sock.fileno()] = entry
+        self._flows[flow.id] = entry
+        if len(self._flows) == 1:
             self._flows_changed.set()  # wake the expiry timer, which sleeps while there are no flows
-        return sock
+        return entry
 
     async def _receive_replies(self) -> None:
         """Wait for any flow socket to be readable (the epoll set is itself pollable), drain them all."""
@@ -145,13 +185,12 @@ class UpstreamDriver:
     def _drain_ready(self) -> None:
         """Pass on every reply queued on any flow socket now; never blocks."""
         by_fd = self._by_fd
-        handle_upstream = self.service.handle_upstream
         while True:
             events = self._epoll.poll(0, _EVENTS_PER_POLL)
             for fd, _ in events:
                 entry = by_fd.get(fd)
                 if entry is not None:
-                    self._drain_socket(entry[0], entry[1], handle_upstream)
+                    self._drain_socket(entry)
                 else:
                     self._discard_unsolicited(fd)
             if len(events) < _EVENTS_PER_POLL:
@@ -159,9 +198,13 @@ class UpstreamDriver:
         if self._spare is None:
             # the next new flow's socket, made once this exchange's reply is with the guest:
             # on the request's path it would hold the GIL while the responder thread waits for it
-            self._spare = self._connect()
+            try:
+                self._spare = self._connect()
+            except OSError:
+                pass  # out of descriptors, say: the next new flow tries again (and counts its failure)
 
-    def _drain_socket(self, flow_id: int, sock: socket.socket, handle_upstream) -> None:
+    def _drain_socket(self, entry: _FlowSocket) -> None:
+        sock = entry.sock
         now = None
         while True:
             try:
@@ -175,11 +218,7 @@ class UpstreamDriver:
                 return  # closed under us
             if now is None:
                 now = trio.current_time()
-            reply = handle_upstream(flow_id, payload, now)
-            if reply is not None:
-                flow = self.service.flows.get(flow_id)
-                assert flow is not None  # handle_upstream returns None for unknown flows
-                self.sink.send_to_guest(flow.guest, flow.local_ip, self.service.port, reply)
+            self.sink.upstream_reply(self.service.port, entry.flow_id, payload, entry.link, now)
 
     def _discard_unsolicited(self, fd: int) -> None:
         """Read and drop what the upstream sent to the spare socket before any flow used it
@@ -210,8 +249,9 @@ class UpstreamDriver:
 
     def _close_finished_flows(self) -> None:
         for flow in self.service.flows.take_closed():
-            sock = self._sockets.pop(flow.id, None)
-            if sock is not None:
+            entry = self._flows.pop(flow.id, None)
+            if entry is not None:
+                sock = entry.sock
                 fd = sock.fileno()
                 self._by_fd.pop(fd, None)
                 if self._epoll is not None:
@@ -223,4 +263,4 @@ class UpstreamDriver:
 
     @property
     def open_sockets(self) -> int:
-        return len(self._sockets)
+        return len(self._flows)

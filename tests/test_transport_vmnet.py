@@ -312,3 +312,38 @@ async def test_a_client_that_never_finishes_the_handshake_is_disconnected(vmnet_
 
     await _assert_closed_and_other_guest_served(vmnet_path, caplog, misbehave,
                                                 "handshake not finished within 0.5 s (in state command)")
+
+
+# -- guest hooks: what the runtime holds for a guest is released when it goes ---------------------
+
+async def test_the_detach_hook_runs_once_the_guests_last_connection_has_closed(vmnet_path, caplog):
+    detached = []
+    transport = VmnetTransport(vmnet_path, on_guest_detached=detached.append)
+    with trio.fail_after(TIMEOUT):
+        async with running_gateway(transport):
+            first = await VmnetPeer.connect(vmnet_path)
+            await first.handshake(UUID_A)
+            second = await VmnetPeer.connect(vmnet_path)
+            await second.handshake(UUID_A)  # the same UUID twice: one guest, two links
+            first.close()
+            await wait_for_log(caplog, "guest detached")
+            assert detached == []
+            second.close()
+            while not detached:
+                await trio.sleep(0.01)
+    assert detached == [expected_mac(UUID_A)]
+
+
+async def test_a_hook_that_refuses_a_guest_releases_what_earlier_hooks_took(vmnet_path):
+    events = []
+    transport = VmnetTransport(vmnet_path)
+    transport.add_guest_hooks(lambda mac, ip: events.append(("reserved", mac)),
+                              lambda mac: events.append(("released", mac)))
+    transport.add_guest_hooks(lambda mac, ip: "no room for this guest", lambda mac: events.append(("never", mac)))
+    with trio.fail_after(TIMEOUT):
+        async with running_gateway(transport):
+            peer = await VmnetPeer.connect(vmnet_path)
+            response = await peer.handshake(UUID_A)
+            assert response[0] == 0x02 and b"no room for this guest" in response
+            peer.close()
+    assert events == [("reserved", expected_mac(UUID_A)), ("released", expected_mac(UUID_A))]

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import GatewayConfig
-from .base import FrameHandler, GuestLink, Transport, TransportError
+from .base import FrameHandler, GuestLink, IdentifiesGuests, Transport, TransportError
 
 __all__ = ["TRANSPORTS", "TransportKind", "make_transport", "FrameHandler", "GuestLink", "Transport",
-           "TransportError"]
+           "TransportError", "IdentifiesGuests"]
 
 
 @dataclass(frozen=True)

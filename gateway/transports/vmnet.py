@@ -8,11 +8,17 @@ vpnkit's: the server assigns the guest's MAC. We derive it from the guest's
 UUID (`mac_for_uuid`), so the same UUID gets the same MAC on reconnect, and so
 the same DHCP address (vpnkit: "the same UUID gets the same MAC and IP").
 
-`on_guest_attached(mac, preferred_ip)` is called for each guest before it is
-accepted (`preferred_ip` is the 0x08 command's address, 4 bytes, or None), so
-the runtime can reserve that address for that MAC; if it returns a string, the
-guest is refused with that reason, as vpnkit refuses a preferred IP it cannot
-give.
+The transport knows its guests (`IdentifiesGuests`): hooks added with
+`add_guest_hooks` (or given to the constructor) are called with each guest's MAC
+and preferred address (the 0x08 command's, 4 bytes, or None) before it is
+accepted, so the runtime can reserve that address for that MAC in DHCP; a hook
+that returns a string refuses the guest with that reason, as vpnkit refuses a
+preferred IP it cannot give. The detach hooks are called once the guest's last
+connection has closed, so the runtime releases the reservation.
+
+A guest speaks only as itself: a frame whose source MAC is not the MAC assigned
+to its connection is dropped and counted ("vmnet: source MAC is not the
+guest's"), so one guest cannot pass itself off as another.
 
 Policies (ours; vpnkit itself reads any u16 length):
 * a frame longer than the max packet size we announced (MTU + 50) is a protocol
@@ -26,39 +32,48 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections import Counter
 
 import trio
 
 from ..addresses import format_ipv4, format_mac
-from .base import FrameHandler
+from .base import FrameHandler, GuestAttachedHook, GuestDetachedHook, GuestLink
 from .framing import VMNET_PREFIX
 from .stream_link import StreamLink
 from .unix_socket import serve_connections
 from .vmnet_handshake import GuestRequest, Rejected, SendBytes, VmnetHandshake, mac_for_uuid
 
-__all__ = ["VmnetTransport", "GuestAttachedCallback", "ETHERNET_MIN_FRAME"]
+__all__ = ["VmnetTransport", "ETHERNET_MIN_FRAME"]
 
 log = logging.getLogger("hostclock.transport.vmnet")
 
-#: returns None to accept the guest, or a reason to refuse it
-GuestAttachedCallback = Callable[[bytes, bytes | None], "str | None"]
 #: the shortest Ethernet frame without its FCS (IEEE 802.3): hyperkit pads to it
 ETHERNET_MIN_FRAME = 60
 _HANDSHAKE_READ = 4096
 
 
 class VmnetTransport:
-    def __init__(self, path: str, *, mtu: int = 1500, on_guest_attached: GuestAttachedCallback | None = None,
-                 handshake_timeout: float = 10.0) -> None:
+    def __init__(self, path: str, *, mtu: int = 1500, on_guest_attached: GuestAttachedHook | None = None,
+                 on_guest_detached: GuestDetachedHook | None = None, handshake_timeout: float = 10.0) -> None:
         self.path = path
         self.description = f"vmnet {path}"
         self.mtu = mtu
-        #: may be set after construction, before `run` (the runtime wires DHCP reservations here)
-        self.on_guest_attached = on_guest_attached
         self.handshake_timeout = handshake_timeout
-        #: MAC (bytes) of every guest currently attached -> its link
+        #: MAC (bytes) of every guest currently attached -> its (latest) link
         self.attached: dict[bytes, StreamLink] = {}
+        #: frames dropped by the transport and its links, by reason
+        self.drops: Counter[str] = Counter()
+        self._hooks: list[tuple[GuestAttachedHook | None, GuestDetachedHook | None]] = []
+        #: accepted connections per MAC (the same UUID may connect twice): detached at zero
+        self._connections: Counter[bytes] = Counter()
+        if on_guest_attached is not None or on_guest_detached is not None:
+            self.add_guest_hooks(on_guest_attached, on_guest_detached)
+
+    def add_guest_hooks(self, on_attached: GuestAttachedHook | None = None,
+                        on_detached: GuestDetachedHook | None = None) -> None:
+        """`IdentifiesGuests`: call `on_attached(mac, preferred_ip)` before each guest is accepted
+        (a returned reason refuses it) and `on_detached(mac)` once its last connection has closed."""
+        self._hooks.append((on_attached, on_detached))
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async def serve_guest(conn: socket.socket, number: int) -> None:
@@ -77,19 +92,69 @@ class VmnetTransport:
             return
         if mac is None:
             return
-        if mac in self.attached:
-            log.warning("%s: guest %s is also attached on %s (same UUID twice); both links share the MAC",
-                        description, format_mac(mac), self.attached[mac].description)
-        link = StreamLink(description, conn.fileno(), conn.fileno(), VMNET_PREFIX, handshake.max_packet_size,
-                          min_frame=ETHERNET_MIN_FRAME)
-        self.attached[mac] = link
         try:
-            reason = await link.serve(on_frame, handshake.leftover)
-            log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
-                    "guest detached: %s (%s)", description, reason)
+            if mac in self.attached:
+                log.warning("%s: guest %s is also attached on %s (same UUID twice); both links share the MAC",
+                            description, format_mac(mac), self.attached[mac].description)
+            link = StreamLink(description, conn.fileno(), conn.fileno(), VMNET_PREFIX, handshake.max_packet_size,
+                              min_frame=ETHERNET_MIN_FRAME, drops=self.drops)
+            self.attached[mac] = link
+            try:
+                reason = await link.serve(self._from_guest(mac, on_frame), handshake.leftover)
+                log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
+                        "guest detached: %s (%s)", description, reason)
+            finally:
+                if self.attached.get(mac) is link:
+                    del self.attached[mac]
         finally:
-            if self.attached.get(mac) is link:
-                del self.attached[mac]
+            self._detach(mac, description)
+
+    def _from_guest(self, mac: bytes, on_frame: FrameHandler) -> FrameHandler:
+        """`on_frame` for the frames of the guest assigned `mac`: others' MACs are dropped and counted."""
+        drops = self.drops
+
+        def guest_frame(frame: bytes, link: GuestLink) -> None:
+            if frame[6:12] != mac and len(frame) >= 14:  # a shorter one is the stack's to count
+                drops["vmnet: source MAC is not the guest's (assigned at the handshake)"] += 1
+                return
+            on_frame(frame, link)
+
+        return guest_frame
+
+    def _attach(self, mac: bytes, preferred_ip: bytes | None, description: str) -> str | None:
+        """Run the attach hooks; None once every hook accepted the guest, else the refusal
+        (the hooks that had accepted it are told it detached)."""
+        accepted: list[GuestDetachedHook | None] = []
+        for on_attached, on_detached in self._hooks:
+            refusal = None
+            if on_attached is not None:
+                try:
+                    refusal = on_attached(mac, preferred_ip)
+                except Exception:
+                    log.exception("%s: a guest-attached hook failed", description)
+                    refusal = "internal error while attaching the guest"
+            if refusal is not None:
+                self._run_detach_hooks(mac, accepted, description)
+                return refusal
+            accepted.append(on_detached)
+        self._connections[mac] += 1
+        return None
+
+    def _detach(self, mac: bytes, description: str) -> None:
+        """An accepted connection of `mac` closed; tell the hooks once the guest's last one has."""
+        self._connections[mac] -= 1
+        if self._connections[mac] <= 0:
+            del self._connections[mac]
+            self._run_detach_hooks(mac, [on_detached for _, on_detached in self._hooks], description)
+
+    @staticmethod
+    def _run_detach_hooks(mac: bytes, hooks: list[GuestDetachedHook | None], description: str) -> None:
+        for on_detached in hooks:
+            if on_detached is not None:
+                try:
+                    on_detached(mac)
+                except Exception:
+                    log.exception("%s: a guest-detached hook failed", description)
 
     async def _negotiate(self, conn: socket.socket, handshake: VmnetHandshake, description: str) -> bytes | None:
         """Run the handshake; the guest's MAC once attached, or None when the connection must close."""
@@ -120,18 +185,18 @@ class VmnetTransport:
                       description: str) -> bytes | None:
         mac = mac_for_uuid(request.uuid)
         preferred = format_ipv4(request.preferred_ip) if request.preferred_ip else None
-        refusal = None
-        if self.on_guest_attached is not None:
-            try:
-                refusal = self.on_guest_attached(mac, request.preferred_ip)
-            except Exception:
-                log.exception("%s: on_guest_attached failed", description)
-                refusal = "internal error while attaching the guest"
+        refusal = self._attach(mac, request.preferred_ip, description)
         if refusal is not None:
             log.warning("%s: guest %s refused: %s", description, request.uuid, refusal)
             await _send_all(conn, handshake.refuse(refusal), description)
             return None
-        if not await _send_all(conn, handshake.accept(mac), description):
+        try:
+            sent = await _send_all(conn, handshake.accept(mac), description)
+        except BaseException:  # cancelled (shutdown, the handshake timeout) while sending
+            self._detach(mac, description)
+            raise
+        if not sent:
+            self._detach(mac, description)
             return None
         log.info("guest attached: %s (UUID %s%s, MAC %s%s, MTU %d)", description, request.uuid,
                  " generated for it" if request.uuid_generated else "", format_mac(mac),
