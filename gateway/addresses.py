@@ -58,27 +58,27 @@ class GuestSubnet:
     * not one of the gateway's own addresses (`local_ips`: the gateway and the
       host alias), which no guest may claim.
 
-    `is_host` is on the stack's hot path: raw 4-byte addresses, integer arithmetic.
+    `is_host(ip)` is on the stack's hot path (every IPv4 frame's source): a closure
+    over raw 4-byte addresses and integers, cheaper to call than a method.
     """
 
-    __slots__ = ("network", "local_ips", "_network_int", "_netmask_int", "_broadcast_int")
+    __slots__ = ("network", "local_ips", "is_host")
 
     def __init__(self, network: ipaddress.IPv4Network, local_ips: Iterable[bytes]) -> None:
         self.network = network
-        self.local_ips = frozenset(local_ips)
-        self._network_int = int(network.network_address)
-        self._netmask_int = int(network.netmask)
-        self._broadcast_int = int(network.broadcast_address)
+        self.local_ips = local = frozenset(local_ips)
+        network_int = int(network.network_address)
+        broadcast_int = int(network.broadcast_address)
+
+        def is_host(ip: bytes) -> bool:
+            """Whether `ip` (4 raw bytes; anything else is not) can be a guest's own address."""
+            # strictly between the network and broadcast addresses: in the subnet, host part neither 0 nor -1
+            return len(ip) == 4 and ip not in local and network_int < int.from_bytes(ip, "big") < broadcast_int
+
+        self.is_host = is_host
 
     @classmethod
     def of_gateway(cls, gateway) -> "GuestSubnet":
         """The guest subnet of a `gateway.config.GatewayConfig` (its network, gateway and host alias)."""
         local = [parse_ipv4(ip) for ip in (gateway.gateway_ip, gateway.host_alias_ip) if ip is not None]
         return cls(gateway.network, local)
-
-    def is_host(self, ip: bytes) -> bool:
-        """Whether `ip` (4 raw bytes; anything else is not) can be a guest's own address."""
-        if len(ip) != 4 or ip in self.local_ips:
-            return False
-        n = int.from_bytes(ip, "big")
-        return n & self._netmask_int == self._network_int and n != self._network_int and n != self._broadcast_int

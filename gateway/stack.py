@@ -208,7 +208,15 @@ class Stack:
         # renewals (RFC 2131 §4.4.5) are unicast IP in a unicast frame; ARP is not IPv4.
         if frame[0] & 1 and not broadcast:
             return self._drop(Drop.UNICAST_IN_LINK_BROADCAST)
-        if not self._is_guest_source(src_ip, broadcast):
+        # The source must be a guest host (GuestSubnet.is_host: in the subnet, host part
+        # neither 0 nor all ones, not a gateway address; RFC 1122 §3.2.1.3), or 0.0.0.0 to
+        # broadcast: { 0, 0 } "MUST NOT be sent, except as a source address as part of an
+        # initialization procedure by which the host learns its own IP address" (RFC 1122
+        # §3.2.1.3), i.e. a DHCP client with no address yet (RFC 2131 §4.1).
+        if src_ip == _UNSPECIFIED_IP:
+            if not broadcast:
+                return self._drop(Drop.BAD_SOURCE_IP)
+        elif not self._is_guest_host(src_ip):
             return self._drop(Drop.BAD_SOURCE_IP)
         payload_start = 14 + ihl
         payload_end = 14 + total_len
@@ -221,16 +229,6 @@ class Stack:
         if protocol == ipv4.PROTO_TCP:
             return self._drop(Drop.TCP_NOT_SERVED)
         return self._drop(Drop.UNKNOWN_PROTOCOL)
-
-    def _is_guest_source(self, src_ip: bytes, broadcast: bool) -> bool:
-        """Whether a datagram may come from `src_ip`: a guest host (GuestSubnet.is_host: in the
-        subnet, host part neither 0 nor all ones, not a gateway address), or 0.0.0.0 to broadcast."""
-        if src_ip == _UNSPECIFIED_IP:
-            # RFC 1122 §3.2.1.3: { 0, 0 } "MUST NOT be sent, except as a source address as part
-            # of an initialization procedure by which the host learns its own IP address" --
-            # RFC 2131 §4.1: a DHCP client with no address yet, sending to broadcast.
-            return broadcast
-        return self._is_guest_host(src_ip)
 
     def _receive_icmp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int) -> list[Any]:
         message = frame[start:end]

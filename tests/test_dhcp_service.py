@@ -472,10 +472,14 @@ def test_a_withdrawn_offer_no_longer_holds_its_address(service):
                                      "192.168.65.128", "192.168.65.254", "192.168.65.255", "10.0.0.1"])
 def test_the_dhcp_server_and_the_stack_agree_on_what_a_guest_address_is(address):
     """INFORM (RFC 2131 §4.3.5) is answered exactly for the sources the stack accepts from a guest."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.l2 import Ether
+
     from gateway.stack import Stack
     config = GatewayConfig(host_alias_ip="192.168.65.2")
     service = DhcpService(config)
-    stack_accepts = Stack(config)._is_guest_source(packed(address), broadcast=False)
+    ping = bytes(Ether(dst="f6:16:36:bc:f9:c6", src="52:54:00:12:34:56") / IP(src=address, dst=GATEWAY) / ICMP())
+    stack_accepts = bool(Stack(config).receive_frame(ping, now=0.0))
     answered = bool(send(service, "inform", source=GuestAddress(MAC, packed(address), 68), ciaddr=address))
     assert answered == stack_accepts
     assert stack_accepts == (address in ("192.168.65.3", "192.168.65.128", "192.168.65.254"))
