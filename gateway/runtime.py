@@ -176,7 +176,7 @@ class Gateway:
 
     def _release_reserved_address(self, mac: bytes) -> None:
         """A vmnet guest has detached: the address reserved for it goes back to the pool."""
-        self.dhcp_service.leases.unreserve(mac)
+        self.dhcp_service.unreserve(mac)
 
     # -- the hot path ----------------------------------------------------------------
 

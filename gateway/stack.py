@@ -1,4 +1,4 @@
-"""The gateway's sans-IO network stack: guest frames in, frames and service requests out.
+"""The gateway's sans-IO network stack: guest frames in, frames and forwarding requests out.
 
 `Stack.receive_frame(frame, now)` is the whole contract. It never reads a clock
 or touches a socket, so a pcap replay, a fuzzer and a live TAP drive it alike.
@@ -132,8 +132,8 @@ class Stack:
     def receive_frame(self, frame: bytes, now: float) -> list[Any]:
         """Handle one Ethernet frame from a guest.
 
-        Returns frames (``bytes``) to send to the guest, and any service
-        requests (other objects) for the services' I/O drivers. An empty list
+        Returns frames (``bytes``) to send to the guest, and any `Forward`
+        requests (a datagram for a forwarding service's upstream). An empty list
         means the frame was consumed or dropped (see `drops`).
         """
         self.frames_received += 1

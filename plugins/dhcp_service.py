@@ -141,6 +141,10 @@ class DhcpService:
         """Hold `ip` for the guest with `mac` (a transport that knows the guest's preferred address)."""
         return self.leases.reserve(mac, ip, now)
 
+    def unreserve(self, mac: bytes) -> None:
+        """The guest with `mac` has gone: its reserved address goes back to the pool."""
+        self.leases.unreserve(mac)
+
     # -- the service -------------------------------------------------------------------
 
     def handle_datagram(self, source: GuestAddress, local_ip: bytes, payload: bytes, now: float) -> list[UdpReply]:

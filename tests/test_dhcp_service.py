@@ -122,10 +122,10 @@ def test_client_identifier_is_returned_unaltered_rfc6842(service):
 def test_dns_is_sent_only_when_configured():
     asked = [("param_req_list", [6, 1, 3])]
     assert 6 not in option_codes(discover(DhcpService(GatewayConfig()), options=asked))
-    configured = DhcpService(GatewayConfig(), DhcpConfig(dns_servers=("10.0.0.53", "10.0.0.54")))
+    configured = DhcpService(GatewayConfig(), DhcpConfig(dns_servers=("198.51.100.53", "198.51.100.54")))
     reply = discover(configured, options=asked)
-    assert decoded(reply)[1]["name_server"] == ("10.0.0.53", "10.0.0.54")
-    assert parse_message(reply.payload).options[6] == packed("10.0.0.53") + packed("10.0.0.54")
+    assert decoded(reply)[1]["name_server"] == ("198.51.100.53", "198.51.100.54")
+    assert parse_message(reply.payload).options[6] == packed("198.51.100.53") + packed("198.51.100.54")
     assert option_codes(reply)[5] == 6
 
 
@@ -148,7 +148,7 @@ def test_option_50_is_honoured_when_free(service):
 
 # -- size limits: option 57 and the MTU (RFC 2132 §9.10, RFC 2131 §2) ------------------------------
 
-MANY_DNS = DhcpConfig(dns_servers=tuple(f"10.0.0.{n}" for n in range(1, 64)))  # a 252-octet option 6
+MANY_DNS = DhcpConfig(dns_servers=tuple(f"198.51.100.{n}" for n in range(1, 64)))  # a 252-octet option 6
 
 
 def test_without_option_57_a_reply_fits_576_octets_and_drops_what_does_not_fit():
@@ -300,7 +300,7 @@ def test_inform_gets_parameters_but_no_lease(service):
 
 
 def test_inform_from_outside_the_subnet_is_dropped(service):
-    assert send(service, "inform", ciaddr="10.0.0.5") == []
+    assert send(service, "inform", ciaddr="198.51.100.5") == []
     assert send(service, "inform") == []  # no ciaddr and from 0.0.0.0
     assert service.drops == {DhcpDrop.INFORM_OFF_SUBNET: 2}
 
@@ -313,7 +313,7 @@ def test_inform_from_outside_the_subnet_is_dropped(service):
     (dhcp([("message-type", "discover")], op=2), DhcpDrop.NOT_BOOTREQUEST),
     (dhcp([("message-type", "discover")], htype=6), DhcpDrop.NOT_ETHERNET),
     (dhcp([("message-type", "discover")], hlen=16), DhcpDrop.NOT_ETHERNET),
-    (dhcp([("message-type", "discover")], giaddr="10.0.0.1"), DhcpDrop.RELAYED),
+    (dhcp([("message-type", "discover")], giaddr="198.51.100.1"), DhcpDrop.RELAYED),
     (dhcp([("message-type", "offer")]), DhcpDrop.SERVER_MESSAGE_TYPE),
     (dhcp([("message-type", "ack")]), DhcpDrop.SERVER_MESSAGE_TYPE),
     (dhcp([("param_req_list", [1])]), DhcpDrop.MISSING_MESSAGE_TYPE),
@@ -327,10 +327,10 @@ def test_bad_input_is_dropped_and_counted(service, payload, reason):
 
 
 def test_a_full_pool_offers_nothing():
-    service = DhcpService(GatewayConfig(gateway_ip="10.0.0.1", prefix_len=30))  # .1 gateway, .2 alias slot
+    service = DhcpService(GatewayConfig(gateway_ip="198.51.100.1", prefix_len=30))  # .1 gateway, .2 alias slot
     for n in range(2):
         mac = bytes([2, 0, 0, 0, 0, n])
-        assert service.handle_datagram(GuestAddress(mac, UNSPECIFIED, 68), packed("10.0.0.1"),
+        assert service.handle_datagram(GuestAddress(mac, UNSPECIFIED, 68), packed("198.51.100.1"),
                                        dhcp([("message-type", "discover")], chaddr=mac), 0.0) == []
     assert service.drops == {DhcpDrop.NO_ADDRESS_AVAILABLE: 2}
 
@@ -369,7 +369,7 @@ def test_any_payload_never_raises(payload):
 
 OPTION_VALUES = st.one_of(
     st.binary(max_size=6),
-    st.sampled_from([packed(a) for a in ("192.168.65.1", "192.168.65.9", "192.168.65.255", "10.0.0.1",
+    st.sampled_from([packed(a) for a in ("192.168.65.1", "192.168.65.9", "192.168.65.255", "198.51.100.1",
                                          "0.0.0.0", "192.168.65.2")]),
     st.binary(min_size=2, max_size=2),
 )
@@ -379,7 +379,7 @@ RANDOM_OPTIONS = st.lists(st.tuples(st.sampled_from([1, 3, 6, 12, 50, 50, 51, 54
 
 @settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(message_type=st.one_of(st.sampled_from([1, 3, 4, 7, 8]), st.integers(0, 10)), options=RANDOM_OPTIONS,
-       ciaddr=st.sampled_from(["0.0.0.0", "192.168.65.9", "10.0.0.1", "192.168.65.1"]),
+       ciaddr=st.sampled_from(["0.0.0.0", "192.168.65.9", "198.51.100.1", "192.168.65.1"]),
        flags=st.sampled_from([0, 0x8000, 0x0001]), htype=st.sampled_from([1, 1, 1, 6]),
        source_ip=st.sampled_from(["0.0.0.0", "192.168.65.9"]), same_mac=st.booleans(),
        cut=st.one_of(st.just(0), st.integers(1, 40)))
@@ -469,7 +469,7 @@ def test_a_withdrawn_offer_no_longer_holds_its_address(service):
 # -- one rule for "a guest host" with the stack ----------------------------------------------------------------
 
 @pytest.mark.parametrize("address", ["192.168.65.0", "192.168.65.1", "192.168.65.2", "192.168.65.3",
-                                     "192.168.65.128", "192.168.65.254", "192.168.65.255", "10.0.0.1"])
+                                     "192.168.65.128", "192.168.65.254", "192.168.65.255", "198.51.100.1"])
 def test_the_dhcp_server_and_the_stack_agree_on_what_a_guest_address_is(address):
     """INFORM (RFC 2131 §4.3.5) is answered exactly for the sources the stack accepts from a guest."""
     from scapy.layers.inet import ICMP, IP
