@@ -251,6 +251,28 @@ def icmp_and_other_protocols() -> list[Timed]:
     ])
 
 
+def host_rules() -> list[Timed]:
+    """RFC 1122 host rules: unicast to the gateway inside a link-layer broadcast frame (§3.3.6: dropped,
+    and no port unreachable for it, §3.2.2), a source that is the subnet's network address (§3.2.1.3),
+    an echo request whose reply would exceed the 1500-byte MTU (never sent), and a good ping."""
+    to_gw = Ether(dst=GW_MAC, src=GUEST_MAC) / IP(src=GUEST_IP, dst=GW_IP)
+    big_echo = Ether(dst=GW_MAC, src=GUEST_MAC) / IP(src=GUEST_IP, dst=GW_IP, flags="DF") \
+        / ICMP(type=8, id=9, seq=3) / Raw(bytes(1480))
+    return spaced([
+        udp_to_gateway(ntp(), dst_mac=BROADCAST_MAC),
+        udp_to_gateway(b"discard me", dport=9, dst_mac=BROADCAST_MAC),
+        udp_to_gateway(ntp(), src_ip="192.168.65.0"),
+        big_echo,
+        to_gw / ICMP(type=8, id=9, seq=4) / Raw(b"abcdefgh"),
+    ])
+
+
+def icmp_error_flood() -> list[Timed]:
+    """150 datagrams to an unbound port within 15 ms: port unreachable for the burst of 100 and what
+    refills meanwhile (100/s), the rest counted as rate-limited (RFC 1812 §4.3.2.8)."""
+    return [(BASE_NS + i * 100_000, bytes(udp_to_gateway(b"x", sport=41000 + i, dport=9))) for i in range(150)]
+
+
 def not_from_guest() -> list[Timed]:
     """A guest request amid frames the gateway itself sent (its ARP reply and NTP reply): only the request is input."""
     arp_reply = Ether(dst=GUEST_MAC, src=GW_MAC) / ARP(op=2, hwsrc=GW_MAC, psrc=GW_IP, hwdst=GUEST_MAC, pdst=GUEST_IP)
@@ -351,6 +373,10 @@ CAPTURES: dict[str, tuple[str, Callable[[Path], None]]] = {
                          lambda p: write_pcap(p, flow_expiry())),
     "icmp_and_other_protocols.pcap": ("ping (answered), other ICMP, cut ICMP, TCP, GRE, UDP port 9 (unreachable)",
                                       lambda p: write_pcap(p, icmp_and_other_protocols())),
+    "host_rules.pcap": ("RFC 1122: unicast in a link broadcast, a network-address source, an echo over the MTU; "
+                        "a good ping", lambda p: write_pcap(p, host_rules())),
+    "icmp_error_flood.pcap": ("150 datagrams to an unbound port in 15 ms: 101 port unreachables (burst 100 + 1.5 refilled), 49 rate-limited",
+                              lambda p: write_pcap(p, icmp_error_flood())),
     "not_from_guest.pcap": ("the gateway's own ARP and NTP replies around a request: skipped as not from a guest",
                             lambda p: write_pcap(p, not_from_guest())),
     "snaplen_cut.pcap": ("snap length 64: frames cut short in the file, skipped",
