@@ -93,7 +93,7 @@ async def test_a_datagram_to_the_idle_spare_socket_is_read_and_counted_not_spun_
         await trio.lowlevel.wait_readable(server)
         _, flow_address = server.recvfrom(100)
         server.sendto(REPLY, flow_address)
-        while not sink.sent:  # the reply reached the guest; the next flow's spare socket is made now
+        while not sink.sent:  # a whole exchange; the next flow's spare socket is ready
             await trio.sleep(0.001)
     spare_address = driver._spare.getsockname()
     server.sendto(REPLY, spare_address)
