@@ -203,7 +203,7 @@ def test_init_reboot_after_a_gateway_restart_is_acked_authoritatively():
 
 
 def test_init_reboot_on_the_wrong_network_is_naked_by_broadcast(service):
-    reply = one(request(service, [("requested_addr", "10.0.2.15")]))
+    reply = one(request(service, [("requested_addr", "203.0.113.15")]))
     bootp, options = decoded(reply)
     assert options["message-type"] == 6 and options["server_id"] == GATEWAY
     assert bootp.yiaddr == "0.0.0.0" and bootp.ciaddr == "0.0.0.0"
@@ -281,7 +281,7 @@ def test_release_frees_the_address_for_others(service):
 
 @pytest.mark.parametrize("options, fields, reason", [
     ([("server_id", GATEWAY)], {"ciaddr": "192.168.65.77"}, DhcpDrop.RELEASE_UNKNOWN),
-    ([("server_id", "10.9.9.9")], {"ciaddr": "192.168.65.77"}, DhcpDrop.NOT_OUR_SERVER_ID),
+    ([("server_id", "203.0.113.9")], {"ciaddr": "192.168.65.77"}, DhcpDrop.NOT_OUR_SERVER_ID),
 ])
 def test_release_that_is_not_ours_to_take_is_dropped(service, options, fields, reason):
     assert send(service, "release", options, **fields) == []
