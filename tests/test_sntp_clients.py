@@ -101,7 +101,7 @@ def chronyd_offset(tmp_path: Path, port: int) -> float:
     # -Q: query only, "System clock wrong by X seconds (ignored)"; the clock is never touched
     result = subprocess.run(
         ["chronyd", "-Q", "-u", "root", "-t", "10", f"server 127.0.0.1 port {port} iburst maxsamples 1",
-         f"pidfile {tmp_path}/chronyd.pid"],
+         f"pidfile {tmp_path}/chronyd.pid"],  # clock-safe: -Q above, query only
         capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
     output = result.stdout + result.stderr
     match = re.search(r"System clock wrong by (-?\d+\.\d+) seconds \(ignored\)", output)

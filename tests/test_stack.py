@@ -177,7 +177,7 @@ def bad_icmp_checksum():
     (to_gateway(ICMP() / (b"x" * 40), flags="MF"), Drop.FRAGMENT),
     (to_gateway(ICMP() / (b"x" * 40), frag=3), Drop.FRAGMENT),
     (to_gateway(ICMP(), dst="192.168.65.77"), Drop.IP_NOT_FOR_US),
-    (to_gateway(ICMP(), src="10.9.9.9"), Drop.BAD_SOURCE_IP),
+    (to_gateway(ICMP(), src="203.0.113.9"), Drop.BAD_SOURCE_IP),
     (to_gateway(ICMP(), src=GATEWAY_IP), Drop.BAD_SOURCE_IP),
     (to_gateway(ICMP(), src="0.0.0.0"), Drop.BAD_SOURCE_IP),
     (to_gateway(ICMP(), src="192.168.65.0"), Drop.BAD_SOURCE_IP),    # host part 0: RFC 1122 §3.2.1.3
