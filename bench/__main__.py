@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import report
 
-BENCHES = ["stack_fast_path", "responder_throughput", "gateway_end_to_end", "time_accuracy", "startup",
+BENCHES = ["stack_fast_path", "responder_throughput", "gateway_end_to_end", "time_accuracy", "peers", "startup",
            "footprint", "flow_scale"]
 
 

@@ -17,6 +17,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
     magnitude = abs(value)
     if magnitude >= 1000:
         return f"{value:,.0f}"
