@@ -6,6 +6,7 @@ true offset is 0) a link whose gateway address answers NTP:
 - `hostclock run --tap`, the embedded responder;
 - `hostclock run --tap --upstream` to a `chronyd -x` on the host's loopback, the
   same chronyd the peers reach;
+- both again with `--no-residence-correction`, the replies as the server sent them;
 - pasta (the passt package): `-g 192.168.65.1`, the gateway address mapped to the
   host's loopback, so the guest's queries reach that chronyd;
 - slirp4netns (libslirp), `--cidr 192.168.65.0/24`: the guest is .100, and .2
@@ -261,7 +262,11 @@ def _missing() -> list[str]:
 def hostclock_variants(upstream: str) -> list[tuple[str, str, list[str]]]:
     """(key, label, extra `hostclock run` arguments) for each hostclock path; `upstream` is the peers' chronyd."""
     return [("hostclock", "hostclock --tap, embedded responder", []),
-            ("hostclock_upstream", "hostclock --tap --upstream (the peers' chronyd)", ["--upstream", upstream])]
+            ("hostclock_upstream", "hostclock --tap --upstream (the peers' chronyd)", ["--upstream", upstream]),
+            ("hostclock_uncorrected", "hostclock --tap, embedded, --no-residence-correction",
+             ["--no-residence-correction"]),
+            ("hostclock_upstream_uncorrected", "hostclock --tap --upstream, --no-residence-correction",
+             ["--upstream", upstream, "--no-residence-correction"])]
 
 
 def run(quick: bool = False) -> list[Figure]:

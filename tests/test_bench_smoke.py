@@ -19,7 +19,7 @@ EXPECTED = {
     "responder_throughput": 1,
     "gateway_end_to_end": 1,
     "time_accuracy": 3,
-    "peers": 20,
+    "peers": 28,
     "startup": 1,
     "footprint": 2,
     "flow_scale": 3,

@@ -175,6 +175,9 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="forward guest NTP to this server on the host instead of the embedded responder")
     time.add_argument("--allow-remote-upstream", action="store_const", const=True,
                       help="permit an --upstream that is not on loopback (guest NTP then leaves this machine)")
+    time.add_argument("--no-residence-correction", dest="residence_correction", action="store_const", const=False,
+                      help="pass NTP replies as the server sent them, without taking out the time the exchange "
+                           "spent inside the gateway (on by default)")
     dhcp = run.add_argument_group("DHCP server (the guest gets an address, router = NTP server = gateway)")
     dhcp.add_argument("--no-dhcp", dest="dhcp_enabled", action="store_const", const=False,
                       help="do not answer DHCP (the guest configures its address by itself)")
@@ -237,7 +240,7 @@ def _add_responder_arguments(parser: argparse.ArgumentParser) -> None:
 
 _FLAG_SECTIONS = {
     "gateway": ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp"),
-    "time": ("upstream", "allow_remote_upstream"),
+    "time": ("upstream", "allow_remote_upstream", "residence_correction"),
     "responder": ("stratum", "refid", "report_unsync"),
     "dhcp": ("dhcp_enabled", "dns_servers"),
 }

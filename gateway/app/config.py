@@ -64,6 +64,9 @@ class TimeConfig:
     flow_idle_timeout: float = 60.0
     #: vpnkit's UDP NAT: at most this many flows; at the limit the oldest quarter is expired
     max_flows: int = 1024
+    #: move a plain reply's receive/transmit timestamps to the gateway's edges (the time the exchange
+    #: spent inside the gateway taken out, as a PTP transparent clock does): `plugins.ntp.residence`
+    residence_correction: bool = True
 
     def __post_init__(self) -> None:
         if self.upstream is not None:
@@ -78,6 +81,8 @@ class TimeConfig:
             raise ConfigError(f"flow_idle_timeout {self.flow_idle_timeout}: must be above 0 seconds")
         if self.max_flows < 4:
             raise ConfigError(f"max_flows {self.max_flows}: allow at least 4 flows")
+        if not isinstance(self.residence_correction, bool):
+            raise ConfigError(f"time residence_correction {self.residence_correction!r}: give true or false")
 
 
 @dataclass(frozen=True)

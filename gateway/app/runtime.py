@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from time import monotonic_ns
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -36,9 +37,10 @@ from gateway.core.addresses import format_ipv4
 from gateway.app.assembly import build_stack
 from gateway.app.config import Config, parse_host_port
 from gateway.edges.pcap_writer import PcapWriter
-from gateway.core.service import UdpService
+from gateway.core.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
+from gateway.core.service import CorrectsResidence, Forward, UdpService
+from gateway.core.udp import with_payload
 from gateway.edges.transports.base import GuestLink, IdentifiesGuests, Transport
-from gateway.core.service import Forward
 from gateway.edges.upstream import UpstreamDriver
 
 __all__ = ["Gateway", "make_room_for_flows"]
@@ -103,6 +105,10 @@ class Gateway:
         #: the embedded SNTP responder (`plugins.ntp.server.SntpServer`) once started, or None
         self.responder: Any = None
         self._drivers: dict[int, UpstreamDriver] = {}
+        #: port -> the service's `correct_reply`, for the services whose replies are residence-corrected
+        self._correctors: dict[int, Any] = {}
+        if config.time.residence_correction and isinstance(self.time_service, CorrectsResidence):
+            self._correctors[self.time_service.port] = self.time_service.correct_reply
         #: what the runtime itself dropped, by reason
         self._drops: Counter[str] = Counter()
         self._internal_error_logged = False
@@ -162,8 +168,8 @@ class Gateway:
                                 self.pcap_path, e.strerror or e)
             if started:
                 summary = self.drop_summary()
-                log.info("stopped: %d frames received, %d sent%s", self.stack.frames_received,
-                         self.stack.frames_sent, f"; dropped: {summary}" if summary else "")
+                log.info("stopped: %d frames received, %d sent%s%s", self.stack.frames_received,
+                         self.stack.frames_sent, self._residence_summary(), f"; dropped: {summary}" if summary else "")
 
     # -- guests a transport identifies (vmnet) ------------------------------------------------
 
@@ -181,7 +187,11 @@ class Gateway:
 
     # -- the hot path ----------------------------------------------------------------
 
-    def _on_frame(self, frame: bytes, link: GuestLink) -> None:
+    def _on_frame(self, frame: bytes, link: GuestLink, read_ns: int | None = None) -> None:
+        """A frame from the guest on `link`, read from the transport at `read_ns` (monotonic ns;
+        now, if the transport does not say)."""
+        if read_ns is None:
+            read_ns = monotonic_ns()
         try:
             if self._recorder is not None:
                 self._record(frame)
@@ -194,7 +204,7 @@ class Gateway:
                 elif isinstance(output, Forward):
                     driver = self._drivers.get(output.port)
                     if driver is not None:
-                        driver.submit(output, link)  # its replies come back on this link
+                        driver.submit(output, link, read_ns)  # its replies come back on this link
                     else:
                         self._drops[self._unforwarded(output)] += 1
                 else:
@@ -203,16 +213,26 @@ class Gateway:
         except Exception:
             self._internal_error(f"a frame from {link.description}")
 
-    def upstream_reply(self, port: int, flow_id: int, payload: bytes, link: GuestLink, now: float) -> None:
+    def upstream_reply(self, port: int, flow_id: int, payload: bytes, link: GuestLink, now: float,
+                       arrival_ns: int | None = None, request_residence_ns: int | None = None) -> None:
         """`UpstreamSink`: an upstream's reply on a flow, for the guest on `link`, the link the flow's
-        latest request came in on. Screened and framed by `Stack.receive_upstream`, as in a replay."""
+        latest request came in on. Screened and framed by `Stack.receive_upstream`, as in a replay;
+        then, for a service that corrects residence (NTP), its timestamps moved to the gateway's
+        edges with Tw read here, just before the frame is written (`plugins.ntp.residence`)."""
         try:
             if not link.is_open:
                 self._drops["gateway: the guest's link closed before its upstream reply"] += 1
                 return
             frame = self.stack.receive_upstream(port, flow_id, payload, now)
-            if frame is not None:
-                self._send_frame(link, frame)
+            if frame is None:
+                return
+            if arrival_ns is not None:
+                correct = self._correctors.get(port)
+                if correct is not None:
+                    corrected = correct(payload, request_residence_ns, monotonic_ns() - arrival_ns)
+                    if corrected is not payload:
+                        frame = with_payload(frame, ETHERNET_HEADER_LEN, corrected)
+            self._send_frame(link, frame)
         except Exception:
             self._internal_error("an upstream reply")
 
@@ -268,9 +288,21 @@ class Gateway:
             "frames_sent": self.stack.frames_sent,
             "ntp_forwarded": self.time_service.forwarded,
             "ntp_answered": self.time_service.answered,
+            "ntp_residence_corrected": getattr(self.time_service, "residence_corrected", 0),
+            "ntp_residence_uncorrected": dict(getattr(self.time_service, "residence_uncorrected", {})),
             "flows_open": len(self.time_service.flows),
             "drops": dict(drops),
         }
+
+    def _residence_summary(self) -> str:
+        """"; NTP replies residence-corrected: N (M uncorrected: reasons)", or "" with the correction off."""
+        if not self._correctors:
+            return ""
+        corrected = getattr(self.time_service, "residence_corrected", 0)
+        uncorrected = getattr(self.time_service, "residence_uncorrected", {})
+        reasons = "; ".join(f"{n} x {why}" for why, n in sorted(uncorrected.items(), key=lambda kv: -kv[1]))
+        return (f"; NTP replies residence-corrected: {corrected}"
+                + (f" ({sum(uncorrected.values())} uncorrected: {reasons})" if uncorrected else ""))
 
     def drop_summary(self) -> str:
         drops = self.counters()["drops"]

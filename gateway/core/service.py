@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from gateway.core.flows import Flow, FlowTable
 
-__all__ = ["GuestAddress", "UdpReply", "UdpService", "Forward", "ForwardingService"]
+__all__ = ["GuestAddress", "UdpReply", "UdpService", "Forward", "ForwardingService", "CorrectsResidence"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,4 +90,22 @@ class ForwardingService(UdpService, Protocol):
 
     def handle_upstream(self, flow_id: int, payload: bytes, now: float) -> bytes | None:
         """Screen an upstream reply on a flow; the payload to pass to the guest, or None to drop it."""
+        ...
+
+
+@runtime_checkable
+class CorrectsResidence(Protocol):
+    """A forwarding service that can take the gateway's own residence time out of its replies.
+
+    The edges time each request from its frame's read to its hand-off upstream, and each
+    reply from its arrival to its frame's write; the service ties a reply to its request
+    (`reply_id(reply) == request_id(request)`) and rewrites the reply (`plugins.ntp.residence`).
+    """
+
+    def request_id(self, payload: bytes) -> bytes: ...
+
+    def reply_id(self, payload: bytes) -> bytes: ...
+
+    def correct_reply(self, payload: bytes, request_residence_ns: int | None, reply_residence_ns: int) -> bytes:
+        """The reply to send (corrected, or `payload` itself); counts what it did. Never raises."""
         ...

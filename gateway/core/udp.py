@@ -14,7 +14,7 @@ import struct
 from gateway.core.checksum import internet_checksum, is_valid_checksum
 from gateway.core.ipv4 import PROTO_UDP
 
-__all__ = ["HEADER", "HEADER_LEN", "build_datagram", "is_valid_udp_checksum"]
+__all__ = ["HEADER", "HEADER_LEN", "build_datagram", "is_valid_udp_checksum", "with_payload"]
 
 HEADER = struct.Struct("!HHHH")  # source port, destination port, length, checksum
 HEADER_LEN = HEADER.size  # 8
@@ -37,3 +37,20 @@ def build_datagram(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, p
     unsummed = HEADER.pack(src_port, dst_port, length, 0) + payload
     checksum = internet_checksum(_pseudo_header(src_ip, dst_ip, length) + unsummed) or 0xFFFF
     return unsummed[:6] + checksum.to_bytes(2, "big") + unsummed[8:]
+
+
+def with_payload(frame: bytes, ip_offset: int, payload: bytes) -> bytes:
+    """`frame` (an IPv4/UDP datagram at `ip_offset`, as the stack builds them) with its UDP payload
+    replaced by `payload` of the same length, the UDP checksum recomputed. The IPv4 header
+    (length, checksum) is unchanged, since the length is. ValueError on a length mismatch."""
+    ihl = (frame[ip_offset] & 0x0F) * 4
+    udp_offset = ip_offset + ihl
+    start = udp_offset + HEADER_LEN
+    if len(frame) - start != len(payload):
+        raise ValueError(f"UDP payload of {len(frame) - start} bytes cannot be replaced by {len(payload)} bytes")
+    src_ip = frame[ip_offset + 12:ip_offset + 16]
+    dst_ip = frame[ip_offset + 16:ip_offset + 20]
+    length = HEADER_LEN + len(payload)
+    unsummed = frame[udp_offset:udp_offset + 6] + b"\0\0" + payload
+    checksum = internet_checksum(_pseudo_header(src_ip, dst_ip, length) + unsummed) or 0xFFFF
+    return frame[:udp_offset + 6] + checksum.to_bytes(2, "big") + payload

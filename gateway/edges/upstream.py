@@ -25,6 +25,20 @@ replies.
 
 Running out of descriptors (EMFILE/ENFILE) or memory when opening a flow's
 socket drops that request and counts it; the gateway goes on serving.
+
+Timing, for a service that takes the gateway's residence time out of its
+replies (`CorrectsResidence`, the time service): `submit` takes the time the
+request's frame was read from the transport (Tr) and reads the clock just
+before the send (Ts), and keeps Ts - Tr with the flow under the request's id;
+each flow socket has kernel receive timestamps (SO_TIMESTAMPNS), so a reply's
+arrival (Tu) is the kernel's, not this process's wake-up. The kernel's stamp is
+CLOCK_REALTIME: it is converted at once to the monotonic clock the other edges
+use (now_mono - (now_real - Tu), a span of microseconds on one clock), so that
+each duration is taken on one clock. The sink gets the arrival and the
+request's residence with the reply and takes Tw itself, just before writing.
+
+Housekeeping (closing finished flows, making the next spare socket) waits until
+the replies of a wake-up are written: nothing on an exchange's path that can wait.
 """
 
 from __future__ import annotations
@@ -32,13 +46,15 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import struct
 from collections import Counter
+from time import monotonic_ns, time_ns
 from typing import Protocol
 
 import trio
 
 from gateway.core.flows import Flow
-from gateway.core.service import Forward, ForwardingService
+from gateway.core.service import CorrectsResidence, Forward, ForwardingService
 from gateway.edges.transports.base import GuestLink
 
 __all__ = ["UpstreamDriver", "UpstreamSink"]
@@ -48,26 +64,37 @@ log = logging.getLogger("hostclock.upstream")
 _MAX_DATAGRAM = 65535
 #: events taken from the flows' epoll set per call
 _EVENTS_PER_POLL = 256
+#: Linux <asm-generic/socket.h>: SO_TIMESTAMPNS (SCM_TIMESTAMPNS for its control message)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+#: requests of one flow timed at once (a client that sends a burst on one port); older ones are forgotten
+_TIMED_PER_FLOW = 8
 
 
 class UpstreamSink(Protocol):
     """Where an `UpstreamDriver` hands the upstream's replies (the runtime's `Gateway`)."""
 
-    def upstream_reply(self, port: int, flow_id: int, payload: bytes, link: GuestLink, now: float) -> None:
+    def upstream_reply(self, port: int, flow_id: int, payload: bytes, link: GuestLink, now: float,
+                       arrival_ns: int | None = None, request_residence_ns: int | None = None) -> None:
         """A datagram from the upstream on `flow_id` of the service on `port`, for the guest on `link`
-        (the link the flow's latest request came in on). Never raises."""
+        (the link the flow's latest request came in on). For a service that `CorrectsResidence`:
+        `arrival_ns` when it reached the gateway (monotonic ns) and `request_residence_ns` the
+        residence of the request it answers (None if none was timed). Never raises."""
         ...
 
 
 class _FlowSocket:
     """A flow's upstream socket and the guest link its latest request came in on."""
 
-    __slots__ = ("flow_id", "sock", "link")
+    __slots__ = ("flow_id", "sock", "link", "timed")
 
     def __init__(self, flow_id: int, sock: socket.socket, link: GuestLink) -> None:
         self.flow_id = flow_id
         self.sock = sock
         self.link = link
+        #: request id -> its residence (Ts - Tr, ns), for the requests in flight
+        self.timed: dict[bytes, int] = {}
 
 
 class UpstreamDriver:
@@ -87,10 +114,13 @@ class UpstreamDriver:
         #: making its socket off the request's path (the next spare is made right after the send)
         self._spare: socket.socket | None = None
         self._flows_changed = trio.Event()
+        #: the service ties replies to timed requests (the time service): the residence is measured
+        self._timed = isinstance(service, CorrectsResidence)
 
-    def submit(self, request: Forward, link: GuestLink) -> None:
+    def submit(self, request: Forward, link: GuestLink, read_ns: int | None = None) -> None:
         """Send a guest datagram upstream on its flow's socket (opened on first use); the flow's
-        replies go to `link`, the guest link the datagram came in on."""
+        replies go to `link`, the guest link the datagram came in on. `read_ns`: when its frame
+        was read from the transport (monotonic ns), to time the request's residence."""
         entry = self._flows.get(request.flow.id)
         if entry is None:
             entry = self._open(request.flow, link)
@@ -98,17 +128,30 @@ class UpstreamDriver:
                 return
         else:
             entry.link = link
+        payload = request.payload
         try:
-            entry.sock.send(request.payload)
+            handed_ns = monotonic_ns()  # Ts: just before the send, as the server reads T3 before its own
+            entry.sock.send(payload)
         except BlockingIOError:
             self.drops["upstream: socket send buffer full"] += 1
+            return
         except OSError as e:  # e.g. ECONNREFUSED from an earlier ICMP error: nobody listens upstream
             self.drops[f"upstream: send failed ({e.strerror})"] += 1
+            return
+        if read_ns is not None and self._timed:
+            timed = entry.timed
+            if len(timed) >= _TIMED_PER_FLOW:
+                del timed[next(iter(timed))]  # the oldest: its reply is late or lost
+            timed[self.service.request_id(payload)] = handed_ns - read_ns
+        if len(self._flows) > self.service.flows.max_flows:
+            self._close_finished_flows()  # evicted flows' sockets go now, replies or not: bounded
+
+    def _housekeeping(self) -> None:
+        """What waits until the replies are written: close finished flows, make the next spare."""
         self._close_finished_flows()
         if self._spare is None:
-            # the next new flow's socket, made while the request is with the responder. (Made once
-            # the reply is with the guest instead, the delay added fell ~330 -> ~285 us but the
-            # median |offset| rose ~23 -> ~45 us in bench time_accuracy: the offset matters more.)
+            # the next new flow's socket (real clients use a new port per query), made off the
+            # exchange's path: after the replies of a wake-up are with the guests
             try:
                 self._spare = self._connect()
             except OSError:
@@ -140,6 +183,8 @@ class UpstreamDriver:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            if self._timed:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # Tu: the kernel's arrival time
             sock.connect(self.upstream)  # numeric address: no lookup, returns at once
             self._epoll.register(sock.fileno(), select.EPOLLIN)
         except BaseException:
@@ -171,6 +216,7 @@ class UpstreamDriver:
         while True:
             await trio.lowlevel.wait_readable(epoll.fileno())
             self._drain_ready()
+            self._housekeeping()
 
     def _drain_ready(self) -> None:
         """Pass on every reply queued on any flow socket now; never blocks."""
@@ -189,9 +235,10 @@ class UpstreamDriver:
     def _drain_socket(self, entry: _FlowSocket) -> None:
         sock = entry.sock
         now = None
+        timed = self._timed
         while True:
             try:
-                payload = sock.recv(_MAX_DATAGRAM)
+                payload, ancillary, _, _ = sock.recvmsg(_MAX_DATAGRAM, _ANCILLARY_SIZE)
             except BlockingIOError:
                 return
             except ConnectionRefusedError:
@@ -201,7 +248,19 @@ class UpstreamDriver:
                 return  # closed under us
             if now is None:
                 now = trio.current_time()
-            self.sink.upstream_reply(self.service.port, entry.flow_id, payload, entry.link, now)
+            if timed:
+                arrival_ns = monotonic_ns()
+                for level, kind, data in ancillary:
+                    if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= _TIMESPEC.size:
+                        seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                        # the kernel's CLOCK_REALTIME stamp, on the monotonic clock: the span since
+                        # (microseconds) taken on the realtime clock, then subtracted
+                        arrival_ns -= time_ns() - (seconds * 1_000_000_000 + nanoseconds)
+                residence = entry.timed.pop(self.service.reply_id(payload), None)
+                self.sink.upstream_reply(self.service.port, entry.flow_id, payload, entry.link, now,
+                                         arrival_ns, residence)
+            else:
+                self.sink.upstream_reply(self.service.port, entry.flow_id, payload, entry.link, now)
 
     def _discard_unsolicited(self, fd: int) -> None:
         """Read and drop what the upstream sent to the spare socket before any flow used it

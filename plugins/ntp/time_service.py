@@ -10,6 +10,13 @@ only client requests (mode 3) of versions 1–4 and SNTP sizes are forwarded
 (RFC 4330 §5: "the server ... should discard packets" of other modes; mode 7
 `monlist` made ntpd an amplifier, CVE-2013-5211), and a reply is passed back
 only if it is a server reply (mode 4) no longer than the request it answers.
+
+The residence-time correction (`plugins.ntp.residence`) is offered to the edges
+as `correct_reply`: they measure how long the exchange stayed inside the
+gateway and the service moves the reply's timestamps to the gateway's edges,
+counting the replies it corrected and, by reason, those it passed untouched.
+A reply is tied to its request by `request_id`/`reply_id`: RFC 5905 §8, the
+reply's origin timestamp is the request's transmit timestamp, byte for byte.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from __future__ import annotations
 from collections import Counter
 
 from gateway.core.flows import FlowTable
-from gateway.core.service import GuestAddress
-from gateway.core.service import Forward
+from gateway.core.service import Forward, GuestAddress
+
+from plugins.ntp.packet import ORIGINATE_OFFSET, TRANSMIT_OFFSET
+from plugins.ntp.residence import correct_reply
 
 __all__ = ["TimeService", "NTP_PORT"]
 
@@ -26,6 +35,8 @@ NTP_PORT = 123
 _NTP_HEADER_LEN = 48
 _MODE_CLIENT = 3
 _MODE_SERVER = 4
+#: no request of the flow was timed with the reply's origin timestamp (or the edge timed none)
+NO_TIMED_REQUEST = "ntp residence: no timed request matches the reply, passed uncorrected"
 
 
 class TimeService:
@@ -39,6 +50,10 @@ class TimeService:
         self.drops: Counter[str] = Counter()
         self.forwarded = 0
         self.answered = 0
+        #: replies whose timestamps were moved to the gateway's edges
+        self.residence_corrected = 0
+        #: replies passed without the correction, by reason
+        self.residence_uncorrected: Counter[str] = Counter()
 
     def handle_datagram(self, source: GuestAddress, local_ip: bytes, payload: bytes, now: float) -> list[Forward]:
         reason = _screen_request(payload)
@@ -64,6 +79,29 @@ class TimeService:
         self.flows.refresh(flow, now)
         self.answered += 1
         return payload
+
+    @staticmethod
+    def request_id(payload: bytes) -> bytes:
+        """What this request's reply will carry back: its transmit timestamp."""
+        return payload[TRANSMIT_OFFSET:TRANSMIT_OFFSET + 8]
+
+    @staticmethod
+    def reply_id(payload: bytes) -> bytes:
+        """Which request this reply answers: its origin timestamp."""
+        return payload[ORIGINATE_OFFSET:ORIGINATE_OFFSET + 8]
+
+    def correct_reply(self, payload: bytes, request_residence_ns: int | None, reply_residence_ns: int) -> bytes:
+        """`payload` (a screened reply) with its receive and transmit timestamps moved to the
+        gateway's edges, or `payload` itself, counted by reason, when it is not corrected."""
+        if request_residence_ns is None:
+            self.residence_uncorrected[NO_TIMED_REQUEST] += 1
+            return payload
+        corrected, why = correct_reply(payload, request_residence_ns, reply_residence_ns)
+        if why is None:
+            self.residence_corrected += 1
+        else:
+            self.residence_uncorrected[why] += 1
+        return corrected
 
 
 def _screen_request(payload: bytes) -> str | None:

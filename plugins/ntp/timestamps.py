@@ -19,7 +19,7 @@ import math
 
 __all__ = [
     "NTP_UNIX_OFFSET", "ERA_SECONDS", "ERA_NS", "NTP_TIMESTAMP_MAX", "NTP_SHORT_MAX",
-    "unix_ns_to_ntp", "ntp_to_unix_ns", "ntp_era_of_unix_ns",
+    "unix_ns_to_ntp", "ntp_to_unix_ns", "ntp_era_of_unix_ns", "ntp_shifted_by_ns",
     "seconds_to_ntp_short", "ntp_short_to_seconds",
 ]
 
@@ -61,6 +61,20 @@ def ntp_to_unix_ns(ts: int, pivot_ns: int) -> int:
     in_era_0 = ((ts * _NS_PER_S + _HALF_TICK) >> 32) - _OFFSET_NS
     era = (pivot_ns - in_era_0 + ERA_NS // 2) // ERA_NS
     return in_era_0 + era * ERA_NS
+
+
+def ntp_shifted_by_ns(ts: int, ns: int) -> int:
+    """A 64-bit NTP timestamp moved by `ns` nanoseconds (negative: earlier), across eras.
+
+    The duration is rounded to the nearest 2**-32 s (half up, as `unix_ns_to_ntp`), so the
+    timestamp moves by `ns` within 0.12 ns; the sum wraps modulo 2**64, which is the era
+    rollover of RFC 5905 §6 (the seconds field wraps, the era number outside the packet
+    goes up by one): 2036-02-07 06:28:15.9 + 0.2 s reads as 06:28:16.1 of era 1.
+    """
+    if not 0 <= ts <= NTP_TIMESTAMP_MAX:
+        raise ValueError(f"NTP timestamp {ts} is not a 64-bit unsigned value")
+    ticks = (ns * ERA_SECONDS + _HALF_NS) // _NS_PER_S
+    return (ts + ticks) & NTP_TIMESTAMP_MAX
 
 
 def ntp_era_of_unix_ns(ns: int) -> int:

@@ -1,8 +1,10 @@
 """What a transport is: something that carries a guest's raw Ethernet frames.
 
 A transport owns its sockets or device and runs as a trio task. For every
-frame a guest sends it calls ``on_frame(frame, link)``, where `link` is the
-`GuestLink` that frame arrived on; the runtime answers through that link, and
+frame a guest sends it calls ``on_frame(frame, link, read_ns)``, where `link` is the
+`GuestLink` that frame arrived on and `read_ns` when it was read (``time.monotonic_ns()``
+right after the read that delivered it: the start of the gateway's residence time,
+`plugins.ntp.residence`); the runtime answers through that link, and
 sends a later reply (an upstream NTP answer) through the link its request came
 in on. One transport may carry several guests at once (one link per
 connection), or one (a TAP device).
@@ -47,7 +49,8 @@ class GuestLink(Protocol):
         ...
 
 
-FrameHandler = Callable[[bytes, GuestLink], None]
+#: on_frame(frame, link, read_ns): an embedder's transport may leave out read_ns (the runtime reads the clock)
+FrameHandler = Callable[[bytes, GuestLink, int], None]
 #: called with a guest's MAC and its preferred IPv4 address (4 bytes, or None) before the guest is
 #: accepted; returns None to accept it, or a reason (one line) to refuse it
 GuestAttachedHook = Callable[[bytes, "bytes | None"], "str | None"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections import Counter
+from time import monotonic_ns
 
 import trio
 
@@ -72,7 +73,7 @@ class SeqpacketLink:
                         return "peer disconnected"
                     if len(data) > self._max_frame or flags & socket.MSG_TRUNC:
                         return f"protocol error: packet larger than the limit of {self._max_frame} bytes"
-                    on_frame(data, self)
+                    on_frame(data, self, monotonic_ns())
                 await trio.lowlevel.checkpoint()
         finally:
             self._open = False

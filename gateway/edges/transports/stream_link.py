@@ -12,6 +12,7 @@ import logging
 import os
 import struct
 from collections import Counter
+from time import monotonic_ns
 
 import trio
 
@@ -81,18 +82,19 @@ class StreamLink:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_queued)
             try:
-                return self._dispatch(on_frame, initial) or await self._read_loop(on_frame)
+                return self._dispatch(on_frame, initial, monotonic_ns()) or await self._read_loop(on_frame)
             finally:
                 self._open = False
                 nursery.cancel_scope.cancel()
 
-    def _dispatch(self, on_frame: FrameHandler, data: bytes) -> str | None:
+    def _dispatch(self, on_frame: FrameHandler, data: bytes, read_ns: int) -> str | None:
+        """Decode `data` (read at `read_ns`, monotonic ns) and hand each whole frame to `on_frame`."""
         try:
             frames = self._decoder.feed(data)
         except FramingError as e:
             return f"protocol error: {e}"
         for frame in frames:
-            on_frame(frame, self)
+            on_frame(frame, self, read_ns)
         return None
 
     async def _read_loop(self, on_frame: FrameHandler) -> str:
@@ -100,6 +102,7 @@ class StreamLink:
             await trio.lowlevel.wait_readable(self._read_fd)
             try:
                 data = os.read(self._read_fd, _READ_SIZE)
+                read_ns = monotonic_ns()
             except BlockingIOError:
                 continue
             except OSError as e:
@@ -108,7 +111,7 @@ class StreamLink:
                 if self._decoder.pending:
                     return f"peer disconnected mid-frame ({self._decoder.pending} bytes of a frame lost)"
                 return "peer disconnected"
-            problem = self._dispatch(on_frame, data)
+            problem = self._dispatch(on_frame, data, read_ns)
             if problem:
                 return problem
 

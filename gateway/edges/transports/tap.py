@@ -14,6 +14,7 @@ import logging
 import os
 import struct
 from collections import Counter
+from time import monotonic_ns
 
 import trio
 
@@ -102,7 +103,7 @@ class TapTransport:
                     except OSError as e:
                         # EBADFD/EIO when the device goes away under us
                         raise TransportError(f"TAP {self.name} failed: {e.strerror}") from None
-                    on_frame(frame, link)
+                    on_frame(frame, link, monotonic_ns())
         finally:
             link.close()
             log.debug("removed TAP %s", self.name)

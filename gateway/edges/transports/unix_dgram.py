@@ -22,6 +22,7 @@ import errno
 import logging
 import socket
 from collections import Counter, OrderedDict
+from time import monotonic_ns
 
 import trio
 
@@ -117,12 +118,13 @@ class UnixDatagramTransport:
                 for _ in range(_RECEIVES_PER_WAKEUP):
                     try:
                         data, _, flags, address = sock.recvmsg(_RECEIVE_BUFFER)
+                        read_ns = monotonic_ns()
                     except BlockingIOError:
                         break
                     except OSError as e:  # nothing a peer sends causes this; keep serving
                         self._note(None, f"receive failed: {e.strerror}")
                         break
-                    self._receive(sock, data, flags, address, on_frame)
+                    self._receive(sock, data, flags, address, on_frame, read_ns)
                 await trio.lowlevel.checkpoint()
         finally:
             for link in self._peers.values():
@@ -132,7 +134,7 @@ class UnixDatagramTransport:
             remove_socket_file(self.path)
 
     def _receive(self, sock: socket.socket, data: bytes, flags: int, address: PeerAddress | None,
-                 on_frame: FrameHandler) -> None:
+                 on_frame: FrameHandler, read_ns: int) -> None:
         if not address:
             self._note(None, "datagram from an unbound socket, which cannot be answered: bind the peer's socket "
                              "(QEMU: local.type=unix,local.path=...)")
@@ -143,7 +145,7 @@ class UnixDatagramTransport:
         link = self._link_for(sock, address)
         if self.greeting is not None and data == self.greeting:
             return  # announces the peer (now known); not a frame
-        on_frame(data, link)
+        on_frame(data, link, read_ns)
 
     def _link_for(self, sock: socket.socket, address: PeerAddress) -> DatagramPeerLink:
         link = self._peers.get(address)

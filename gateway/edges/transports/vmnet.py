@@ -113,11 +113,11 @@ class VmnetTransport:
         """`on_frame` for the frames of the guest assigned `mac`: others' MACs are dropped and counted."""
         drops = self.drops
 
-        def guest_frame(frame: bytes, link: GuestLink) -> None:
+        def guest_frame(frame: bytes, link: GuestLink, read_ns: int | None = None) -> None:
             if frame[6:12] != mac and len(frame) >= 14:  # a shorter one is the stack's to count
                 drops["vmnet: source MAC is not the guest's (assigned at the handshake)"] += 1
                 return
-            on_frame(frame, link)
+            on_frame(frame, link, read_ns)
 
         return guest_frame
 

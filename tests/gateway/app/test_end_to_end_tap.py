@@ -1,9 +1,12 @@
 """The whole path with real clients: a guest namespace on a TAP queries the gateway.
 
 The guest's clock is the host's clock (a namespace does not isolate time), so
-the true offset is 0 and every client must see |offset| < 1 ms.
+the true offset is 0 and every client must see |offset| < 1 ms. The replies are
+residence-corrected (on by default): the gateway's stop line says how many, and
+real clients (ntpdig, chronyd) must accept them as they accept the server's.
 """
 
+import re
 import subprocess
 
 import pytest
@@ -24,6 +27,13 @@ def guest_on_gateway():
         assert clients.ping(ns, GATEWAY, count=1, timeout=5) == 1  # resolves ARP, as a booted guest has
         yield ns, gateway
         assert gateway.stop() == 0, gateway.stderr
+
+
+def residence_corrected(stderr: str) -> int:
+    """How many NTP replies the stopped gateway's last line says it residence-corrected."""
+    match = re.search(r"NTP replies residence-corrected: (\d+)", stderr)
+    assert match, stderr
+    return int(match.group(1))
     # closing the TAP's descriptor on exit removed the device
     assert subprocess.run(["ip", "link", "show", tap], capture_output=True).returncode != 0
 
@@ -39,18 +49,22 @@ def test_ping_is_answered(guest_on_gateway):
 @requires_root
 @requires_clients("ntpdig")
 def test_ntpdig_accepts_the_answer(guest_on_gateway):
-    ns, _ = guest_on_gateway
+    ns, gateway = guest_on_gateway
     result = clients.ntpdig(ns, GATEWAY, timeout=10)
     assert abs(result.offset) < 0.001, result.raw
     assert result.stratum == 10
+    assert gateway.stop() == 0
+    assert residence_corrected(gateway.stderr) >= 1
 
 
 @requires_root
 @requires_clients("chronyd")
 def test_chronyd_accepts_the_answer(guest_on_gateway):
-    ns, _ = guest_on_gateway
+    ns, gateway = guest_on_gateway
     result = clients.chronyd_query(ns, GATEWAY, timeout=20)
     assert abs(result.offset) < 0.001, result.raw
+    assert gateway.stop() == 0
+    assert residence_corrected(gateway.stderr) >= 1
 
 
 @requires_root
@@ -73,3 +87,16 @@ def test_forwarding_to_an_existing_host_server():
         result = clients.chronyd_query(ns, GATEWAY, timeout=20)
         assert abs(result.offset) < 0.001 and result.stratum == 3
         assert gateway.stop() == 0
+        assert residence_corrected(gateway.stderr) >= 1  # chronyd's replies, corrected on the way
+
+
+@requires_root
+@requires_clients("ntpdig", "chronyd")
+def test_real_clients_accept_the_replies_with_the_correction_off_too():
+    tap = unique_name("hct")
+    with GatewayProcess("run", "--tap", tap, "--no-residence-correction") as gateway, GuestNamespace() as ns:
+        ns.adopt_tap(tap)
+        assert abs(clients.ntpdig(ns, GATEWAY, timeout=10).offset) < 0.001
+        assert abs(clients.chronyd_query(ns, GATEWAY, timeout=20).offset) < 0.001
+        assert gateway.stop() == 0
+        assert "residence-corrected" not in gateway.stderr

@@ -98,11 +98,11 @@ async def test_a_terminal_or_a_regular_file_is_refused_with_the_fix(tmp_path):
     regular = os.open(tmp_path / "file", os.O_RDWR | os.O_CREAT)
     try:
         with pytest.raises(TransportError, match="stdin is a terminal"):
-            await StdioTransport(read_fd=terminal, write_fd=terminal).run(lambda frame, link: None)
+            await StdioTransport(read_fd=terminal, write_fd=terminal).run(lambda frame, link, read_ns=None: None)
         with pytest.raises(TransportError, match="stdout is neither a pipe nor a socket"):
             read_end, write_end = os.pipe()
             try:
-                await StdioTransport(read_fd=read_end, write_fd=regular).run(lambda frame, link: None)
+                await StdioTransport(read_fd=read_end, write_fd=regular).run(lambda frame, link, read_ns=None: None)
             finally:
                 os.close(read_end)
                 os.close(write_end)

@@ -28,7 +28,7 @@ class Sink:
         self.service = service
         self.sent = []
 
-    def upstream_reply(self, port, flow_id, payload, link, now):
+    def upstream_reply(self, port, flow_id, payload, link, now, arrival_ns=None, request_residence_ns=None):
         reply = self.service.handle_upstream(flow_id, payload, now)
         if reply is not None:
             self.sent.append((self.service.flows.get(flow_id).guest, port, reply, link))

@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 from plugins.ntp.timestamps import (
     ERA_NS, NTP_SHORT_MAX, NTP_TIMESTAMP_MAX, NTP_UNIX_OFFSET, ntp_era_of_unix_ns,
-    ntp_short_to_seconds, ntp_to_unix_ns, seconds_to_ntp_short, unix_ns_to_ntp,
+    ntp_short_to_seconds, ntp_shifted_by_ns, ntp_to_unix_ns, seconds_to_ntp_short, unix_ns_to_ntp,
 )
 
 UTC = timezone.utc
@@ -145,3 +145,22 @@ def test_datetime_and_module_agree_on_a_date_after_2036():
     ts = unix_ns_to_ntp(ns)
     era_1_start = datetime(1900, 1, 1, tzinfo=UTC) + timedelta(seconds=2**32)
     assert ts >> 32 == int((dt - era_1_start).total_seconds())
+
+
+@given(st.integers(min_value=-2**62, max_value=2**62), st.integers(min_value=-10**12, max_value=10**12))
+def test_shifting_a_timestamp_by_ns_agrees_with_shifting_the_unix_time(ns, shift):
+    moved = ntp_shifted_by_ns(unix_ns_to_ntp(ns), shift)
+    assert abs(ntp_to_unix_ns(moved, ns + shift) - (ns + shift)) <= 1
+
+
+def test_shifting_past_the_end_of_era_0_wraps_into_era_1():
+    just_before = unix_ns_to_ntp(ERA_1_START_NS - 100)
+    assert just_before >> 32 == 2**32 - 1
+    moved = ntp_shifted_by_ns(just_before, 300)
+    assert moved >> 32 == 0 and ntp_to_unix_ns(moved, ERA_1_START_NS) == ERA_1_START_NS + 200
+    assert ntp_shifted_by_ns(moved, -300) == just_before
+
+
+def test_shifting_a_timestamp_outside_64_bits_is_misuse():
+    with pytest.raises(ValueError):
+        ntp_shifted_by_ns(NTP_TIMESTAMP_MAX + 1, 0)
