@@ -18,7 +18,7 @@ from pathlib import Path
 from . import report
 
 BENCHES = ["stack_fast_path", "responder_throughput", "gateway_end_to_end", "time_accuracy", "peers", "startup",
-           "footprint", "flow_scale"]
+           "footprint", "flow_scale", "scale_guests"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ EXPECTED = {
     "startup": 1,
     "footprint": 2,
     "flow_scale": 3,
+    "scale_guests": 3,
 }
 
 
