@@ -26,8 +26,9 @@ replies.
 Running out of descriptors (EMFILE/ENFILE) or memory when opening a flow's
 socket drops that request and counts it; the gateway goes on serving.
 
-Timing, for a service that takes the gateway's residence time out of its
-replies (`CorrectsResidence`, the time service): `submit` takes the time the
+Timing, when the service's replies are residence-corrected (its plugin's
+`Upstream.correct_reply`; the driver is then given the plugin's
+`request_key`/`reply_key`, which tie a reply to its request): `submit` takes the time the
 request's frame was read from the transport (Tr) and reads the clock just
 before the send (Ts), and keeps Ts - Tr with the flow under the request's id;
 each flow socket has kernel receive timestamps (SO_TIMESTAMPNS), so a reply's
@@ -49,12 +50,12 @@ import socket
 import struct
 from collections import Counter
 from time import monotonic_ns, time_ns
-from typing import Protocol
+from typing import Callable, Protocol
 
 import trio
 
 from gateway.core.flows import Flow
-from gateway.core.service import CorrectsResidence, Forward, ForwardingService
+from gateway.core.service import Forward, ForwardingService
 from gateway.edges.transports.base import GuestLink
 
 __all__ = ["UpstreamDriver", "UpstreamSink"]
@@ -78,7 +79,7 @@ class UpstreamSink(Protocol):
     def upstream_reply(self, port: int, flow_id: int, payload: bytes, link: GuestLink, now: float,
                        arrival_ns: int | None = None, request_residence_ns: int | None = None) -> None:
         """A datagram from the upstream on `flow_id` of the service on `port`, for the guest on `link`
-        (the link the flow's latest request came in on). For a service that `CorrectsResidence`:
+        (the link the flow's latest request came in on). When the driver times exchanges:
         `arrival_ns` when it reached the gateway (monotonic ns) and `request_residence_ns` the
         residence of the request it answers (None if none was timed). Never raises."""
         ...
@@ -100,7 +101,10 @@ class _FlowSocket:
 class UpstreamDriver:
     """Carries a forwarding service's flows to `upstream` (host, port) and their replies back."""
 
-    def __init__(self, service: ForwardingService, upstream: tuple[str, int], sink: UpstreamSink) -> None:
+    def __init__(self, service: ForwardingService, upstream: tuple[str, int], sink: UpstreamSink, *,
+                 timing_keys: tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]] | None = None) -> None:
+        """`timing_keys`: (request_key, reply_key) to time each exchange's residence with (the
+        keys tie a reply to its request); None: exchanges are not timed."""
         self.service = service
         self.upstream = upstream
         self.sink = sink
@@ -111,11 +115,11 @@ class UpstreamDriver:
         self._epoll: select.epoll | None = None
         #: a socket already connected to the upstream, for the next new flow. Real clients (ntplib,
         #: ntpdig, chronyd) use a new port for each query, so each query is a new flow: this takes
-        #: making its socket off the request's path (the next spare is made right after the send)
+        #: making its socket off the request's path (the next spare is made after the replies)
         self._spare: socket.socket | None = None
         self._flows_changed = trio.Event()
-        #: the service ties replies to timed requests (the time service): the residence is measured
-        self._timed = isinstance(service, CorrectsResidence)
+        self._timed = timing_keys is not None
+        self._request_key, self._reply_key = timing_keys or (None, None)
 
     def submit(self, request: Forward, link: GuestLink, read_ns: int | None = None) -> None:
         """Send a guest datagram upstream on its flow's socket (opened on first use); the flow's
@@ -142,7 +146,7 @@ class UpstreamDriver:
             timed = entry.timed
             if len(timed) >= _TIMED_PER_FLOW:
                 del timed[next(iter(timed))]  # the oldest: its reply is late or lost
-            timed[self.service.request_id(payload)] = handed_ns - read_ns
+            timed[self._request_key(payload)] = handed_ns - read_ns
         if len(self._flows) > self.service.flows.max_flows:
             self._close_finished_flows()  # evicted flows' sockets go now, replies or not: bounded
 
@@ -256,7 +260,7 @@ class UpstreamDriver:
                         # the kernel's CLOCK_REALTIME stamp, on the monotonic clock: the span since
                         # (microseconds) taken on the realtime clock, then subtracted
                         arrival_ns -= time_ns() - (seconds * 1_000_000_000 + nanoseconds)
-                residence = entry.timed.pop(self.service.reply_id(payload), None)
+                residence = entry.timed.pop(self._reply_key(payload), None)
                 self.sink.upstream_reply(self.service.port, entry.flow_id, payload, entry.link, now,
                                          arrival_ns, residence)
             else:

@@ -4,19 +4,18 @@ Sans-IO. A guest's NTP request becomes a `Forward` on the guest's flow (see
 `gateway.core.flows`); the upstream's reply comes back through `handle_upstream`
 and goes to the guest from gateway:123, to the port it asked from.
 
-The gateway screens both directions, so that even an upstream that speaks more
-than SNTP (an ntpd with mode 6/7 enabled) is only reachable as an SNTP server:
-only client requests (mode 3) of versions 1–4 and SNTP sizes are forwarded
-(RFC 4330 §5: "the server ... should discard packets" of other modes; mode 7
-`monlist` made ntpd an amplifier, CVE-2013-5211), and a reply is passed back
-only if it is a server reply (mode 4) no longer than the request it answers.
+The gateway screens both directions (`plugins.ntp.packet.request_rejection`,
+`reply_rejection`), so that even an upstream that speaks more than SNTP (an
+ntpd with mode 6/7 enabled) is only reachable as an SNTP server: only client
+requests (mode 3) of versions 1–4 and SNTP sizes are forwarded, and a reply is
+passed back only if it is a server reply (mode 4) no longer than the request it
+answers.
 
-The residence-time correction (`plugins.ntp.residence`) is offered to the edges
-as `correct_reply`: they measure how long the exchange stayed inside the
-gateway and the service moves the reply's timestamps to the gateway's edges,
-counting the replies it corrected and, by reason, those it passed untouched.
-A reply is tied to its request by `request_id`/`reply_id`: RFC 5905 §8, the
-reply's origin timestamp is the request's transmit timestamp, byte for byte.
+The residence-time correction (`plugins.ntp.residence`) is `correct_reply`: the
+edges measure how long an exchange stayed inside the gateway and the service
+moves the reply's timestamps to the gateway's edges, counting the replies it
+corrected and, by reason, those it passed untouched. (The edges tie a reply to
+its request with the plugin's `plugins.ntp.exchange.request_key`/`reply_key`.)
 """
 
 from __future__ import annotations
@@ -26,21 +25,18 @@ from collections import Counter
 from gateway.core.flows import FlowTable
 from gateway.core.service import Forward, GuestAddress
 
-from plugins.ntp.packet import ORIGINATE_OFFSET, TRANSMIT_OFFSET
+from plugins.ntp.packet import reply_rejection, request_rejection
 from plugins.ntp.residence import correct_reply
 
 __all__ = ["TimeService", "NTP_PORT"]
 
 NTP_PORT = 123
-_NTP_HEADER_LEN = 48
-_MODE_CLIENT = 3
-_MODE_SERVER = 4
 #: no request of the flow was timed with the reply's origin timestamp (or the edge timed none)
 NO_TIMED_REQUEST = "ntp residence: no timed request matches the reply, passed uncorrected"
 
 
 class TimeService:
-    """UDP/123 on the gateway. Implements `gateway.edges.upstream.ForwardingService`."""
+    """UDP/123 on the gateway. Implements `gateway.core.service.ForwardingService`."""
 
     port = NTP_PORT
     accepts_broadcast = False
@@ -56,7 +52,7 @@ class TimeService:
         self.residence_uncorrected: Counter[str] = Counter()
 
     def handle_datagram(self, source: GuestAddress, local_ip: bytes, payload: bytes, now: float) -> list[Forward]:
-        reason = _screen_request(payload)
+        reason = request_rejection(payload)
         if reason is not None:
             self.drops[reason] += 1
             return []
@@ -70,25 +66,13 @@ class TimeService:
         if flow is None:
             self.drops["ntp: reply on no open flow"] += 1
             return None
-        if len(payload) < _NTP_HEADER_LEN or payload[0] & 7 != _MODE_SERVER:
-            self.drops["ntp: upstream reply is not an NTP server reply (mode 4)"] += 1
-            return None
-        if len(payload) > flow.last_request_len:
-            self.drops["ntp: upstream reply longer than the request (anti-amplification)"] += 1
+        reason = reply_rejection(payload, flow.last_request_len)
+        if reason is not None:
+            self.drops[reason] += 1
             return None
         self.flows.refresh(flow, now)
         self.answered += 1
         return payload
-
-    @staticmethod
-    def request_id(payload: bytes) -> bytes:
-        """What this request's reply will carry back: its transmit timestamp."""
-        return payload[TRANSMIT_OFFSET:TRANSMIT_OFFSET + 8]
-
-    @staticmethod
-    def reply_id(payload: bytes) -> bytes:
-        """Which request this reply answers: its origin timestamp."""
-        return payload[ORIGINATE_OFFSET:ORIGINATE_OFFSET + 8]
 
     def correct_reply(self, payload: bytes, request_residence_ns: int | None, reply_residence_ns: int) -> bytes:
         """`payload` (a screened reply) with its receive and transmit timestamps moved to the
@@ -103,18 +87,8 @@ class TimeService:
             self.residence_uncorrected[why] += 1
         return corrected
 
-
-def _screen_request(payload: bytes) -> str | None:
-    """Why a guest datagram to port 123 is not forwarded, or None to forward it."""
-    length = len(payload)
-    if length < _NTP_HEADER_LEN:
-        return "ntp: request shorter than 48 bytes"
-    if length % 4:
-        return "ntp: request length not a multiple of 4"
-    version = (payload[0] >> 3) & 7
-    if not 1 <= version <= 4:
-        return f"ntp: version {version} (only 1-4 are answered)"
-    mode = payload[0] & 7
-    if mode != _MODE_CLIENT:
-        return f"ntp: mode {mode} (only client requests, mode 3, are forwarded)"
-    return None
+    def counters(self) -> dict[str, object]:
+        """The service's figures for the gateway's counters."""
+        return {"ntp_forwarded": self.forwarded, "ntp_answered": self.answered, "flows_open": len(self.flows),
+                "ntp_residence_corrected": self.residence_corrected,
+                "ntp_residence_uncorrected": dict(self.residence_uncorrected)}

@@ -94,7 +94,7 @@ async def exchange(frame: bytes, read_ns: int, *, reply_tail: bytes = b"", origi
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         with sock:
             await sock.bind(("127.0.0.1", 0))
-            config = Config().replace(time={"upstream": f"127.0.0.1:{sock.getsockname()[1]}", **time_config})
+            config = Config().replace(ntp={"upstream": f"127.0.0.1:{sock.getsockname()[1]}", **time_config})
             async with trio.open_nursery() as nursery:
                 gateway = Gateway(config, transport)
                 await nursery.start(gateway.run)
