@@ -78,16 +78,20 @@ def parse_frame(frame: bytes) -> UdpFrame | None:
 
 def with_payload(frame: bytes, ip_offset: int, payload: bytes) -> bytes:
     """`frame` (an IPv4/UDP datagram at `ip_offset`, as the stack builds them) with its UDP payload
-    replaced by `payload` of the same length, the UDP checksum recomputed. The IPv4 header
-    (length, checksum) is unchanged, since the length is. ValueError on a length mismatch."""
-    ihl = (frame[ip_offset] & 0x0F) * 4
-    udp_offset = ip_offset + ihl
+    replaced by `payload` of the same length, the UDP checksum updated. The IPv4 header (length,
+    checksum) is unchanged, since the length is. ValueError on a length mismatch.
+
+    The checksum is updated incrementally, RFC 1624 eqn. 3: "HC' = ~(~HC + ~m + m')", over the
+    whole payload at once: its 16-bit words start at an even offset of the datagram, so their
+    one's complement sum is the payload read as one integer, modulo 0xFFFF (`gateway.core.checksum`),
+    and modulo 0xFFFF the +0/-0 of one's complement are one value. A result of 0 is sent as
+    0xFFFF (RFC 768), as `build_datagram` does.
+    """
+    udp_offset = ip_offset + (frame[ip_offset] & 0x0F) * 4
     start = udp_offset + HEADER_LEN
-    if len(frame) - start != len(payload):
-        raise ValueError(f"UDP payload of {len(frame) - start} bytes cannot be replaced by {len(payload)} bytes")
-    src_ip = frame[ip_offset + 12:ip_offset + 16]
-    dst_ip = frame[ip_offset + 16:ip_offset + 20]
-    length = HEADER_LEN + len(payload)
-    unsummed = frame[udp_offset:udp_offset + 6] + b"\0\0" + payload
-    checksum = internet_checksum(_pseudo_header(src_ip, dst_ip, length) + unsummed) or 0xFFFF
-    return frame[:udp_offset + 6] + checksum.to_bytes(2, "big") + payload
+    old = frame[start:]
+    if len(old) != len(payload):
+        raise ValueError(f"UDP payload of {len(old)} bytes cannot be replaced by {len(payload)} bytes")
+    sum_old = ~int.from_bytes(frame[udp_offset + 6:start], "big") & 0xFFFF
+    total = (sum_old - int.from_bytes(old, "big") + int.from_bytes(payload, "big")) % 0xFFFF
+    return frame[:udp_offset + 6] + (~total & 0xFFFF).to_bytes(2, "big") + payload

@@ -27,7 +27,9 @@ matches the reply to its request with it, byte for byte.
 
 from __future__ import annotations
 
-from plugins.ntp.packet import HEADER_LEN, MODE_SERVER, RECEIVE_OFFSET, TIMESTAMP, TRANSMIT_OFFSET
+import struct
+
+from plugins.ntp.packet import HEADER_LEN, MODE_SERVER, RECEIVE_OFFSET, TRANSMIT_OFFSET
 from plugins.ntp.timestamps import ntp_shifted_by_ns
 
 __all__ = ["correct_reply", "MAX_RESIDENCE_NS", "NOT_PLAIN", "NOT_SERVER_REPLY", "NO_TIMESTAMPS",
@@ -43,7 +45,9 @@ NO_TIMESTAMPS = "ntp residence: receive or transmit timestamp is zero, passed un
 NEGATIVE_RESIDENCE = "ntp residence: negative residence time (clock stepped?), passed uncorrected"
 IMPLAUSIBLE_RESIDENCE = "ntp residence: residence time over 0.2 s, passed uncorrected"
 
-_unpack_timestamp = TIMESTAMP.unpack_from
+#: the receive and transmit timestamps, side by side at the end of the header
+_RECEIVE_TRANSMIT = struct.Struct("!QQ")
+assert TRANSMIT_OFFSET == RECEIVE_OFFSET + 8 and HEADER_LEN == TRANSMIT_OFFSET + 8
 
 
 def correct_reply(reply: bytes, request_residence_ns: int, reply_residence_ns: int) -> tuple[bytes, str | None]:
@@ -60,10 +64,8 @@ def correct_reply(reply: bytes, request_residence_ns: int, reply_residence_ns: i
         return reply, NEGATIVE_RESIDENCE
     if request_residence_ns > MAX_RESIDENCE_NS or reply_residence_ns > MAX_RESIDENCE_NS:
         return reply, IMPLAUSIBLE_RESIDENCE
-    receive, = _unpack_timestamp(reply, RECEIVE_OFFSET)
-    transmit, = _unpack_timestamp(reply, TRANSMIT_OFFSET)
+    receive, transmit = _RECEIVE_TRANSMIT.unpack_from(reply, RECEIVE_OFFSET)
     if not receive or not transmit:
         return reply, NO_TIMESTAMPS
-    receive = ntp_shifted_by_ns(receive, -request_residence_ns)
-    transmit = ntp_shifted_by_ns(transmit, reply_residence_ns)
-    return reply[:RECEIVE_OFFSET] + TIMESTAMP.pack(receive) + TIMESTAMP.pack(transmit), None
+    return reply[:RECEIVE_OFFSET] + _RECEIVE_TRANSMIT.pack(ntp_shifted_by_ns(receive, -request_residence_ns),
+                                                           ntp_shifted_by_ns(transmit, reply_residence_ns)), None

@@ -2,6 +2,7 @@
 correction rewrites an NTP reply after its frame is built): scapy checks the checksums."""
 
 import pytest
+from hypothesis import given, strategies as st
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
@@ -44,3 +45,12 @@ def test_with_payload_refuses_another_length():
     frame = frame_with(bytes(48))
     with pytest.raises(ValueError):
         with_payload(frame, ETHERNET_HEADER_LEN, bytes(52))
+
+
+@given(st.binary(min_size=48, max_size=48), st.binary(min_size=48, max_size=48))
+def test_the_incremental_checksum_equals_a_full_recomputation(before, after):
+    src, dst = bytes([192, 168, 65, 1]), bytes([192, 168, 65, 3])
+    frame = frame_with(before)
+    expected = frame[:34] + build_datagram(src, dst, 123, 40000, after)
+    assert with_payload(frame[:34] + build_datagram(src, dst, 123, 40000, before), ETHERNET_HEADER_LEN, after) \
+        == expected
