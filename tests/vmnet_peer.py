@@ -4,6 +4,7 @@ command, 258-byte response) and then u16 little-endian length + frame, written o
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import struct
 
@@ -77,6 +78,20 @@ class VmnetPeer:
     async def receive(self) -> bytes:
         (length,) = struct.unpack("<H", await self.recv_exactly(2))
         return await self.recv_exactly(length)
+
+    def pending(self) -> bytes:
+        """What has arrived and not been read yet, without waiting: b"" when nothing more came."""
+        data = self.buffer
+        with socket.socket(fileno=os.dup(self.sock.fileno())) as peek:  # a plain, non-blocking view of it
+            peek.setblocking(False)
+            while True:
+                try:
+                    chunk = peek.recv(65536)
+                except BlockingIOError:
+                    return data
+                if not chunk:
+                    return data
+                data += chunk
 
     def close(self) -> None:
         self.sock.close()
