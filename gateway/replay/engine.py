@@ -34,6 +34,11 @@ second or more after the last refresh.
 Every guest frame either gets a frame back or is counted in a drop reason;
 one that gets neither is counted as "replay: no answer and no drop reason".
 
+`ReplayResult.frames` tells, record by record, what became of each: skipped
+(and why), or fed to the gateway, with the frames it sent in answer and the
+drop reasons it counted meanwhile, so that a test can hold each frame to what
+the RFCs say must happen to it.
+
 Which frames are input: only what a guest sent. A record is skipped, and
 counted by reason, if its link type is not Ethernet, if the capture's snap
 length cut it, or if its source MAC is the gateway's ("not from a guest": a
@@ -63,7 +68,7 @@ from gateway.edges.pcap_reader import LINKTYPE_ETHERNET, CaptureRecord
 from gateway.core.stack import Stack
 from gateway.core.service import Forward
 
-__all__ = ["replay", "ReplayResult", "NtpExchange", "ReplayClock", "RecordedClock", "FixedClock",
+__all__ = ["replay", "ReplayResult", "FrameOutcome", "NtpExchange", "ReplayClock", "RecordedClock", "FixedClock",
            "parse_clock", "Upstream", "EmbeddedResponder", "PROCESSING_DELAY_NS", "REPLAY_PRECISION"]
 
 #: the embedded responder's transmit timestamp comes this long after its receive timestamp
@@ -221,6 +226,20 @@ class NtpExchange:
     next_frame_ns: int | None = None
 
 
+@dataclass(slots=True)
+class FrameOutcome:
+    """What became of one record of the capture."""
+
+    #: the record's 1-based number in the capture, as tcpdump and tshark number them
+    number: int
+    #: why the record was not fed to the gateway (not a guest's frame), or None
+    skipped: str | None = None
+    #: the frames the gateway sent while handling it, in order (an NTP reply included)
+    sent: list[bytes] = field(default_factory=list)
+    #: the drop reasons counted while handling it (a port unreachable is sent and counted)
+    drops: list[str] = field(default_factory=list)
+
+
 @dataclass
 class ReplayResult:
     clock: str
@@ -242,6 +261,8 @@ class ReplayResult:
     exchanges: list[NtpExchange] = field(default_factory=list)
     #: every frame the gateway sent to the guest: (Unix ns on the replay clock, frame)
     output: list[tuple[int, bytes]] = field(default_factory=list)
+    #: what became of each record read, in capture order
+    frames: list[FrameOutcome] = field(default_factory=list)
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -259,6 +280,8 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
 
     for record in records:
         result.frames_read += 1
+        fate = FrameOutcome(record.number)
+        result.frames.append(fate)
         ts_ns = record.ts_ns
         for exchange in awaiting_next_frame:
             exchange.next_frame_ns = ts_ns
@@ -266,13 +289,16 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
         now_ns = clock.at(ts_ns)
         frame = record.data
         if record.linktype != LINKTYPE_ETHERNET:
-            skipped[f"link type {record.linktype} is not Ethernet (1)"] += 1
+            fate.skipped = f"link type {record.linktype} is not Ethernet (1)"
+            skipped[fate.skipped] += 1
             continue
         if len(frame) < record.wirelen:
-            skipped["cut short by the capture's snap length"] += 1
+            fate.skipped = "cut short by the capture's snap length"
+            skipped[fate.skipped] += 1
             continue
         if frame[6:12] == gateway_mac:
-            skipped["not from a guest (sent by the gateway)"] += 1
+            fate.skipped = "not from a guest (sent by the gateway)"
+            skipped[fate.skipped] += 1
             key = _ntp_reply_key(frame)
             if key is not None:
                 exchange = awaiting_recorded_reply.pop(key, None)
@@ -284,11 +310,13 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
         # the runtime's expiry timer would have closed the flows idle for the timeout by now
         time_service.flows.expire(now)
         sent_before = len(output)
-        dropped_before = _dropped(stack, upstream)
+        drops_before = _drop_counts(stack, upstream)
         try:
             outputs = stack.receive_frame(frame, now)
         except Exception as e:  # a stack bug must not end the replay: count it, show it, go on
-            result.drops[f"replay: the gateway raised {type(e).__name__} (a bug)"] += 1
+            reason = f"replay: the gateway raised {type(e).__name__} (a bug)"
+            result.drops[reason] += 1
+            fate.drops.append(reason)
             continue
         for item in outputs:
             if type(item) is bytes:
@@ -300,12 +328,18 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
                     awaiting_next_frame.append(exchange)
                     awaiting_recorded_reply[(item.flow.guest.ip, item.flow.guest.port, item.payload[40:48])] = exchange
             else:
-                result.drops[f"replay: a service returned {type(item).__name__} (a bug)"] += 1
+                reason = f"replay: a service returned {type(item).__name__} (a bug)"
+                result.drops[reason] += 1
+                fate.drops.append(reason)
         upstream.flows_closed(time_service.flows.take_closed())
-        if len(output) > sent_before:
+        fate.sent = [sent for _, sent in output[sent_before:]]
+        fate.drops += sorted((_drop_counts(stack, upstream) - drops_before).elements())
+        if fate.sent:
             result.frames_answered += 1
-        elif _dropped(stack, upstream) == dropped_before:
-            result.drops["replay: no answer and no drop reason (a bug)"] += 1
+        elif not fate.drops:
+            reason = "replay: no answer and no drop reason (a bug)"
+            result.drops[reason] += 1
+            fate.drops.append(reason)
 
     upstream.close()
     result.drops.update({str(reason): n for reason, n in stack.drops.items()})
@@ -318,10 +352,13 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
     return result
 
 
-def _dropped(stack: Stack, upstream: Upstream) -> int:
-    """Every drop counted so far, by the stack, its services and the upstream."""
-    return (sum(stack.drops.values()) + sum(sum(s.drops.values()) for s in stack.services.values())
-            + sum(upstream.drops.values()))
+def _drop_counts(stack: Stack, upstream: Upstream) -> Counter[str]:
+    """Every drop counted so far, by reason: by the stack, its services and the upstream."""
+    counts = Counter({str(reason): n for reason, n in stack.drops.items()})
+    for service in stack.services.values():
+        counts.update(service.drops)
+    counts.update(upstream.drops)
+    return counts
 
 
 def _forward(request: Forward, record: CaptureRecord, now_ns: int, now: float, stack: Stack, upstream: Upstream,
