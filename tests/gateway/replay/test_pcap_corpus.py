@@ -29,7 +29,7 @@ from gateway.app.config import Config
 from gateway.core.drops import Drop
 from gateway.edges.pcap_reader import open_capture
 from gateway.edges.pcap_writer import pcap_bytes
-from gateway.replay.engine import EmbeddedResponder, parse_clock, replay
+from gateway.replay.engine import parse_clock, replay
 from gateway.replay.report import summary
 from plugins.ntp.drops import SntpDrop
 
@@ -56,7 +56,7 @@ KNOWN_SKIPS = {"not from a guest (sent by the gateway)", "cut short by the captu
 def _replay(capture: Path, clock: str):
     opened = open_capture(str(capture))
     config = Config()
-    result = replay(opened.records(), config, parse_clock(clock), EmbeddedResponder(config.responder))
+    result = replay(opened.records(), config, parse_clock(clock))
     return pcap_bytes(result.output), summary(result, opened)
 
 
@@ -131,7 +131,7 @@ def test_every_frame_gets_what_the_rfcs_require(capture):
     opened = open_capture(str(capture))
     config = Config()
     clock = make_golden.GOLDEN_CLOCK
-    result = replay(opened.records(), config, parse_clock(clock), EmbeddedResponder(config.responder))
+    result = replay(opened.records(), config, parse_clock(clock))
     outcomes = {fate.number: fate for fate in result.frames}
     expected = rfc.expectations(capture, lambda number: Drop.PORT_UNREACHABLE in outcomes[number].drops)
     assert expected, capture
