@@ -1,8 +1,12 @@
 """`--vmnet`: hyperkit/vpnkit clients over a real Unix stream socket, driving a real Gateway.
 
-The peer speaks the handshake exactly as hyperkit and vpnkit do (49-byte Init
-both ways, 41-byte command, 258-byte response, then u16 little-endian length +
-frame), written out here with struct.
+The peer (tests/vmnet_peer.py) is derived from the anchors' published source, not from this
+project's notes: hyperkit's client (moby/hyperkit src/lib/pci_virtio_net_vpnkit.c: the packed
+msg_init/msg_command/msg_response structs, L88-L137; `vpnkit_connect`, L316-L398; `vmn_read` and
+`vmn_write`, L599-L665: a 2-byte little-endian header and the frame in two writes; frames padded to
+60 bytes, L728-L748) and vpnkit's codec (moby/vpnkit src/hostnet/vmnet.ml: Init L12-L44, Command
+L46-L117, Vif `max_packet_size = mtu + 50` L119-L153, Response L155-L192 in a zero-filled 258-byte
+buffer, Packet L195-L204). vmnet_peer.py's docstring gives the commits and the URLs.
 """
 
 import logging
