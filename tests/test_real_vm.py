@@ -177,9 +177,12 @@ def test_guest_gets_host_clock_over_qemu_dgram(sockdir):
         _check_guest(console, gw.log())
 
 
-def test_guest_gets_host_clock_over_qemu_socket_tcp():
-    """QEMU's legacy ``-netdev socket,connect=127.0.0.1:PORT`` speaks TCP: ``--qemu-socket``
-    listens on a loopback port (0: the kernel picks one, the ready line says which)."""
+@pytest.mark.parametrize("netdev", [qemu.socket_netdev, qemu.inet_stream_netdev],
+                         ids=["netdev-socket", "netdev-stream-inet"])
+def test_guest_gets_host_clock_over_qemu_socket_tcp(netdev):
+    """QEMU's legacy ``-netdev socket,connect=127.0.0.1:PORT`` (and ``-netdev stream`` with
+    ``addr.type=inet``) speak TCP: ``--qemu-socket`` listens on a loopback port (0: the kernel
+    picks one, the ready line says which)."""
     require_transport("--qemu-socket")
     support.require_qemu()
     image = support.require_image()
@@ -187,8 +190,7 @@ def test_guest_gets_host_clock_over_qemu_socket_tcp():
         listening = re.search(r"qemu-socket 127\.0\.0\.1:(\d+)", gw.ready_line)
         assert listening, gw.ready_line
         try:
-            console = qemu.boot_guest(image, qemu.socket_netdev("127.0.0.1", int(listening.group(1))),
-                                      timeout=VM_TIMEOUT)
+            console = qemu.boot_guest(image, netdev("127.0.0.1", int(listening.group(1))), timeout=VM_TIMEOUT)
         except qemu.GuestTimeout as e:
             pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
         _check_guest(console, gw.log())
