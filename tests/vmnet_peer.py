@@ -62,6 +62,8 @@ CMD_ETHERNET, CMD_PREFERRED_IPV4 = 1, 8
 RESP_VIF, RESP_DISCONNECT = 1, 2
 #: hyperkit's VERSION_SHA1: a build's 40-character commit id (any will do: the server ignores it)
 HYPERKIT_COMMIT = b"3cb0d5475244761c61e6fd4a562702c26b46f846"
+#: vpnkit's own client sends Init.default, whose commit is a placeholder (vmnet.ml L26-L30)
+VPNKIT_COMMIT = b"0123456789012345678901234567890123456789"
 #: pci_vtnet_tap_tx pads shorter frames to this (L732-L745)
 MIN_FRAME = 60
 
@@ -130,12 +132,17 @@ class VmnetPeer:
                     return data
                 data += chunk
 
-    async def send_init(self, version: int = 22) -> None:
-        await self.sock.send(MSG_INIT.pack(b"VMN3T", version, HYPERKIT_COMMIT))
+    async def send_init(self, version: int = 22, commit: bytes = HYPERKIT_COMMIT) -> None:
+        await self.sock.send(MSG_INIT.pack(b"VMN3T", version, commit))
 
-    async def handshake(self, uuid: str | bytes, preferred_ip: str | None = None) -> bytes:
-        """`vpnkit_connect`: Init both ways, the command, the 258-byte response (returned; the MAC kept)."""
-        await self.send_init()
+    async def handshake(self, uuid: str | bytes, preferred_ip: str | None = None, *,
+                        commit: bytes = HYPERKIT_COMMIT) -> bytes:
+        """`vpnkit_connect`: Init both ways, the command, the 258-byte response (returned; the MAC kept).
+
+        `commit`: hyperkit sends its build's SHA-1; vpnkit's own client (`client_negotiate`,
+        vmnet.ml L322-L356) sends `Init.default`'s placeholder, VPNKIT_COMMIT.
+        """
+        await self.send_init(commit=commit)
         init_reply = await self.recv_exactly(MSG_INIT.size)
         magic, version, _commit = MSG_INIT.unpack(init_reply)
         assert magic == b"VMN3T", init_reply  # hyperkit gives up on another magic

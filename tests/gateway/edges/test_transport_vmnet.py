@@ -21,7 +21,7 @@ from gateway.app.config import GatewayConfig
 from gateway.edges.transports import make_transport
 from gateway.edges.transports.vmnet import VmnetTransport
 
-from vmnet_peer import OUR_INIT, UUID_A, UUID_B, VmnetPeer, expected_mac
+from vmnet_peer import OUR_INIT, UUID_A, UUID_B, VPNKIT_COMMIT, VmnetPeer, expected_mac
 from transport_harness import (TIMEOUT, arp_request, assert_guest_served, guest_ip, log_messages,
                                     running_gateway, wait_for_log)
 
@@ -41,6 +41,16 @@ async def test_handshake_byte_for_byte_then_arp_ping_and_ntp_padded_to_60(vmnet_
         async with running_gateway(VmnetTransport(vmnet_path)):
             peer = await VmnetPeer.connect(vmnet_path)
             response = await peer.handshake(UUID_A)
+            assert response == (b"\x01" + struct.pack("<HH", 1500, 1550) + expected_mac(UUID_A)).ljust(258, b"\0")
+            await assert_guest_served(peer, peer.mac, guest_ip(1), min_frame=60)
+            peer.close()
+
+
+async def test_vpnkits_own_client_with_its_placeholder_commit_is_served_alike(vmnet_path):
+    with trio.fail_after(TIMEOUT):
+        async with running_gateway(VmnetTransport(vmnet_path)):
+            peer = await VmnetPeer.connect(vmnet_path)
+            response = await peer.handshake(UUID_A, commit=VPNKIT_COMMIT)
             assert response == (b"\x01" + struct.pack("<HH", 1500, 1550) + expected_mac(UUID_A)).ljust(258, b"\0")
             await assert_guest_served(peer, peer.mac, guest_ip(1), min_frame=60)
             peer.close()
