@@ -350,10 +350,13 @@ def _decide_ipv4(e: Expectation, frame: bytes, bucket: _Bucket) -> None:
     if link_broadcast and not broadcast:
         e.drop = Reason.IP_UNICAST_IN_LINK_BROADCAST
         return
+    payload = ip[ihl:total]
+    if protocol == 17 and len(payload) >= 4 and struct.unpack_from("!H", payload, 2)[0] in (67, 68):
+        raise NoRule(f"#{e.number}: DHCP (UDP/{struct.unpack_from('!H', payload, 2)[0]}), whose client may "
+                     "send from 0.0.0.0 (RFC 1122 §3.2.1.3, RFC 2131 §4.1)")
     if src not in SUBNET or src in (SUBNET.network_address, SUBNET.broadcast_address, GATEWAY_IP):
         e.drop = Reason.IP_BAD_SOURCE
         return
-    payload = ip[ihl:total]
     if protocol == 1:
         _decide_icmp(e, ihl, payload)
     elif protocol == 17:
@@ -392,8 +395,6 @@ def _decide_udp(e: Expectation, ip_header: bytes, udp: bytes, broadcast: bool, b
     data = udp[8:length]
     if dport == 123:
         _decide_ntp(e, data, broadcast)
-    elif dport in (67, 68):
-        raise NoRule(f"#{e.number}: DHCP (UDP/{dport})")
     elif broadcast:
         e.drop = Reason.PORT_UNREACHABLE_NOT_FOR_BROADCAST
     else:

@@ -245,3 +245,47 @@ def test_tshark_dissects_a_replayed_reply_in_full(tmp_path):
                    "Peer Clock Stratum: secondary reference (10)", "Origin Timestamp:", "Receive Timestamp:",
                    "Transmit Timestamp:", "Arrival Time:"):
         assert needle in verbose.stdout, needle
+
+
+@pytest.mark.clients
+@requires_tshark
+@pytest.mark.parametrize("capture", CORPUS, ids=IDS)
+def test_tshark_agrees_with_the_rfc_expectations_on_every_checksum(capture):
+    """A third implementation checks the expectations' own checksum verdicts: every frame
+    rfc_expectations.py drops for a bad IPv4, UDP or ICMP checksum is one tshark finds bad, and
+    every frame tshark finds bad is dropped (for that, or for a fault found before it)."""
+    expected = {e.number: e for e in rfc.expectations(capture)}
+    listing = subprocess.run(["tshark", "-r", str(capture), "-o", "ip.check_checksum:TRUE",
+                              "-o", "udp.check_checksum:TRUE", "-T", "fields", "-E", "separator=,",
+                              "-e", "frame.number", "-e", "ip.checksum.status", "-e", "udp.checksum.status",
+                              "-e", "icmp.checksum.status"], capture_output=True, text=True, timeout=120)
+    # tshark lists what it read and exits 2 on a file cut inside a record (cut_mid_*.pcap)
+    assert listing.returncode == 0 or "cut short in the middle of a packet" in listing.stderr, listing.stderr
+    assert listing.stdout.strip(), listing.stderr
+    bad = {rfc.Reason.IP_CHECKSUM: 1, rfc.Reason.UDP_CHECKSUM: 2, rfc.Reason.ICMP_CHECKSUM: 3}
+    for row in listing.stdout.splitlines():
+        fields = row.split(",")
+        number = int(fields[0])
+        if number not in expected or expected[number].skip:
+            continue  # a record the file ends inside, or not a guest's frame
+        e = expected[number]
+        if e.drop in bad:
+            assert fields[bad[e.drop]].split(";")[0] == "0", (number, e, row)  # tshark: 0 = bad
+        for column in bad.values():
+            if "0" in fields[column].split(";"):  # an ICMP error quotes a header: ";" separates layers
+                assert e.drop is not None, (number, e, row)
+
+
+def test_the_rfc_expectations_refuse_a_frame_no_rule_covers(tmp_path):
+    """A capture added with frames no rule decides (here DHCP) stops the test, naming the frame."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    discover = (Ether(src="02:00:00:00:00:03", dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+                / UDP(sport=68, dport=67) / BOOTP(chaddr=bytes.fromhex("020000000003"), xid=1)
+                / DHCP(options=[("message-type", "discover"), "end"]))
+    wrpcap(str(tmp_path / "dhcp.pcap"), [discover])
+    with pytest.raises(rfc.NoRule, match="#1: "):
+        rfc.expectations(tmp_path / "dhcp.pcap")
