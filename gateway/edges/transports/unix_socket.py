@@ -18,7 +18,6 @@ from gateway.edges.transports.listener import serve_listener
 __all__ = ["bind_unix", "remove_socket_file", "serve_connections"]
 
 
-
 def bind_unix(path: str, kind: int) -> socket.socket:
     """A non-blocking Unix socket of `kind` bound to `path` (and listening, for SOCK_STREAM/SEQPACKET)."""
     _clear_stale_socket(path, kind)
