@@ -20,7 +20,7 @@ trio, for a helper that hands hostclock a transport::
     await gateway.serve(gateway.make_transport("--qemu-stream", "/run/vm0.sock"), Config())
 
 Plugins (services on further UDP ports) are `UdpService`s; third-party ones are
-found through the entry-point group ``hostclock.plugins`` (see `gateway.plugin_registry`).
+found through the entry-point group ``hostclock.plugins`` (see `gateway.app.plugin_registry`).
 """
 
 from __future__ import annotations
@@ -29,18 +29,18 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .assembly import build_stack
-from .config import Config, ConfigError, GatewayConfig, ResponderConfig, TimeConfig
-from .drops import Drop
-from .flows import Flow, FlowTable
-from .plugin_registry import ENTRY_POINT_GROUP, available_plugins, create_services
-from .service import GuestAddress, UdpService
-from .stack import Stack
-from .transports import TRANSPORTS, GuestLink, Transport, TransportError, make_transport
-from .upstream import Forward
+from gateway.app.assembly import build_stack
+from gateway.app.config import Config, ConfigError, GatewayConfig, ResponderConfig, TimeConfig
+from gateway.core.drops import Drop
+from gateway.core.flows import Flow, FlowTable
+from gateway.app.plugin_registry import ENTRY_POINT_GROUP, available_plugins, create_services
+from gateway.core.service import GuestAddress, UdpService
+from gateway.core.stack import Stack
+from gateway.edges.transports import TRANSPORTS, GuestLink, Transport, TransportError, make_transport
+from gateway.core.service import Forward
 
 if TYPE_CHECKING:
-    from .runtime import Gateway
+    from gateway.app.runtime import Gateway
 
 __all__ = [
     # configuration
@@ -58,7 +58,7 @@ async def serve(transport: Transport, config: Config | None = None, *, plugins: 
                 services: tuple[UdpService, ...] = (),
                 task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Run a gateway on `transport` until cancelled; `task_status.started()` gives the ready line."""
-    from .runtime import Gateway
+    from gateway.app.runtime import Gateway
 
     gateway = Gateway(config or Config(), transport, plugins=plugins, services=services)
     await gateway.run(task_status=task_status)
@@ -66,6 +66,6 @@ async def serve(transport: Transport, config: Config | None = None, *, plugins: 
 
 def __getattr__(name: str) -> Any:
     if name == "Gateway":  # imported on use: it pulls in the runtime's dependencies
-        from .runtime import Gateway
+        from gateway.app.runtime import Gateway
         return Gateway
     raise AttributeError(f"module 'gateway' has no attribute {name!r}")

@@ -1,0 +1,39 @@
+"""UDP (RFC 768).
+
+RFC 768: "Checksum is the 16-bit one's complement of the one's complement sum
+of a pseudo header of information from the IP header, the UDP header, and the
+data ... If the computed checksum is zero, it is transmitted as all ones ...
+An all zero transmitted checksum value means that the transmitter generated no
+checksum."
+"""
+
+from __future__ import annotations
+
+import struct
+
+from gateway.core.checksum import internet_checksum, is_valid_checksum
+from gateway.core.ipv4 import PROTO_UDP
+
+__all__ = ["HEADER", "HEADER_LEN", "build_datagram", "is_valid_udp_checksum"]
+
+HEADER = struct.Struct("!HHHH")  # source port, destination port, length, checksum
+HEADER_LEN = HEADER.size  # 8
+
+_PSEUDO_TAIL = struct.Struct("!BBH")  # zero, protocol, UDP length (after src and dst IPs)
+
+
+def _pseudo_header(src_ip: bytes, dst_ip: bytes, udp_len: int) -> bytes:
+    return src_ip + dst_ip + _PSEUDO_TAIL.pack(0, PROTO_UDP, udp_len)
+
+
+def is_valid_udp_checksum(src_ip: bytes, dst_ip: bytes, datagram: bytes) -> bool:
+    """`datagram` is the whole UDP datagram (header + data) with its checksum field."""
+    return is_valid_checksum(_pseudo_header(src_ip, dst_ip, len(datagram)) + datagram)
+
+
+def build_datagram(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, payload: bytes) -> bytes:
+    """A UDP datagram with its checksum over the pseudo header (never sent as zero)."""
+    length = HEADER_LEN + len(payload)
+    unsummed = HEADER.pack(src_port, dst_port, length, 0) + payload
+    checksum = internet_checksum(_pseudo_header(src_ip, dst_ip, length) + unsummed) or 0xFFFF
+    return unsummed[:6] + checksum.to_bytes(2, "big") + unsummed[8:]
