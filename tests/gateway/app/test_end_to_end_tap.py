@@ -1,9 +1,11 @@
 """The whole path with real clients: a guest namespace on a TAP queries the gateway.
 
 The guest's clock is the host's clock (a namespace does not isolate time), so
-the true offset is 0 and every client must see |offset| < 1 ms.
+the true offset is 0: a single client measurement must be within 1 ms (one exchange on a
+busy machine), the median of 20 within 300 us.
 """
 
+import statistics
 import subprocess
 
 import pytest
@@ -53,11 +55,30 @@ def test_chronyd_accepts_the_answer(guest_on_gateway):
     assert abs(result.offset) < 0.001, result.raw
 
 
+#: The README promises tens of microseconds; the median of 20 exchanges through the TAP must
+#: be within 300 us of the true offset (0: one clock): a one-sided delay the gateway added (one
+#: leg only) or a timestamp read in the wrong place shows as hundreds of microseconds, while the
+#: median rides out a few exchanges delayed by a busy 2-vCPU machine.
+MEDIAN_OFFSET_LIMIT = 300e-6
+
+
 @requires_root
-def test_ntplib_answers_are_exact(guest_on_gateway):
-    ns, gateway = guest_on_gateway
-    offsets = sorted(abs(clients.ntplib_query(ns, GATEWAY, timeout=5).offset) for _ in range(5))
-    assert offsets[len(offsets) // 2] < 0.001, offsets
+@requires_clients("ntplib")
+def test_ntplib_median_offset_of_20_queries_is_within_300_us(guest_on_gateway):
+    ns, _ = guest_on_gateway
+    offsets = clients.ntplib_offsets(ns, GATEWAY, count=21)
+    assert abs(statistics.median(offsets)) < MEDIAN_OFFSET_LIMIT, offsets
+
+
+@requires_root
+def test_every_reply_echoes_its_originate_exactly_and_the_median_offset_is_within_300_us(guest_on_gateway):
+    ns, _ = guest_on_gateway
+    exchanges = clients.sntp_exchanges(ns, GATEWAY, count=21)
+    assert all(e["mode"] == 4 and e["originate_echoed"] for e in exchanges), exchanges
+    # the same clock on both ends: t1 <= t2 <= t3 <= t4 (RFC 5905's causality), to the nanosecond
+    assert all(e["t1"] <= e["t2"] <= e["t3"] <= e["t4"] for e in exchanges), exchanges
+    offsets = [((e["t2"] - e["t1"]) + (e["t3"] - e["t4"])) / 2e9 for e in exchanges]
+    assert abs(statistics.median(offsets)) < MEDIAN_OFFSET_LIMIT, offsets
 
 
 @requires_root

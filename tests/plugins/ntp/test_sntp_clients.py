@@ -12,6 +12,7 @@ import json
 import queue
 import re
 import shutil
+import statistics
 import socket
 import subprocess
 import threading
@@ -114,6 +115,11 @@ def ntplib_offset(port: int) -> float:
     return ntplib.NTPClient().request("127.0.0.1", port=port, version=4, timeout=5).offset
 
 
+# A single exchange of ntpdig or chronyd is held to 1 ms: one scheduling delay on a busy
+# 2-vCPU machine can cost hundreds of microseconds on one leg; the medians of many exchanges
+# (ntplib here, tests/gateway/app/test_end_to_end_tap.py) are held to 300 us.
+
+
 def test_ntpdig_sees_the_host_clock():
     with ntpdig_server() as (server, _):
         offset = ntpdig_offset()
@@ -132,10 +138,12 @@ def test_chronyd_sees_the_host_clock(tmp_path):
 
 def test_ntplib_sees_the_host_clock():
     with server_in_thread(ResponderConfig()) as (server, (_, port)):
-        offsets = [ntplib_offset(port) for _ in range(5)]
-        assert server.answered == 5
+        offsets = [ntplib_offset(port) for _ in range(21)]
+        assert server.answered == 21
     print("ntplib offsets " + " ".join(f"{o:+.6f}" for o in offsets) + " s")
-    assert max(abs(o) for o in offsets) < 0.001
+    # one clock: the median of 21 within 300 us (tens of us unloaded; a few exchanges delayed on
+    # one leg by a busy machine do not move the median)
+    assert abs(statistics.median(offsets)) < 300e-6, offsets
 
 
 def shifted_clock():
