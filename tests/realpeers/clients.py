@@ -54,6 +54,24 @@ class ClientResult:
     stratum: int | None
     leap: int | None         # 0..3 (3 = unsynchronised), if the client reports it
     raw: str                 # the client's output, for messages
+    #: the client's own worst-case error of `offset` (s): ntpdig's synchronisation distance
+    #: ("precision" in its JSON: delay / 2 + dispersion); else delay / 2
+    error_bound: float | None = None
+
+    def __post_init__(self):
+        if self.error_bound is None and self.delay is not None:
+            self.error_bound = self.delay / 2
+
+    def within_its_error_bound(self, true_offset: float = 0.0, slack: float = 5e-6) -> bool:
+        """|offset - true_offset| <= error_bound (+ slack for the clients' printed rounding).
+
+        With one clock on both ends a correct server gives t1 <= t2 <= t3 <= t4, and then
+        |offset| <= delay / 2 always (RFC 5905 §8), however loaded the machine: a server whose
+        clock or timestamps are off by more than that fails this, a slow exchange does not.
+        """
+        if self.error_bound is None:
+            raise ValueError(f"{self.client} reported no delay or error bound: {self.raw}")
+        return abs(self.offset - true_offset) <= self.error_bound + slack
 
 
 class ClientError(RuntimeError):
@@ -120,7 +138,7 @@ def ntpdig(ns, server: str, timeout: float = 5.0) -> ClientResult:
     data = json.loads(lines[-1])
     return ClientResult("ntpdig", server, offset=float(data["offset"]), delay=None,
                         stratum=int(data["stratum"]), leap=LEAP.get(data["leap"]),
-                        raw=cp.stdout + cp.stderr)
+                        raw=cp.stdout + cp.stderr, error_bound=float(data["precision"]))
 
 
 _WRONG_BY = re.compile(r"System clock wrong by (\S+) seconds")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import re
 import shutil
 import statistics
 import socket
@@ -23,6 +22,7 @@ import pytest
 import trio
 
 from gateway.app.config import ResponderConfig
+from realpeers import clients
 from plugins.ntp.kernel_state import KernelTimeState, LeapPending
 from plugins.ntp.server import SntpServer
 
@@ -88,26 +88,25 @@ def run_ntpdig() -> subprocess.CompletedProcess:
                           timeout=CLIENT_TIMEOUT)
 
 
-def ntpdig_offset() -> float:
+def ntpdig_offset(true_offset: float = 0.0) -> float:
+    """ntpdig's offset, checked to be within its own error bound (its synchronisation distance,
+    "precision" in the JSON: half the round trip and the dispersion) of `true_offset`."""
     result = run_ntpdig()
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["stratum"] == 10 and report["leap"] == "no-leap"
+    assert abs(report["offset"] - true_offset) <= report["precision"] + 5e-6 and report["precision"] < 0.05, report
     return report["offset"]
 
 
-def chronyd_offset(tmp_path: Path, port: int) -> float:
+def chronyd_offset(tmp_path: Path, port: int, true_offset: float = 0.0) -> float:
+    """chronyd -Q's offset (query only: "System clock wrong by X seconds (ignored)"), checked to be
+    within half its measured round trip of `true_offset`."""
     if shutil.which("chronyd") is None:
         pytest.skip("chronyd is not installed (apt-get install chrony)")
-    # -Q: query only, "System clock wrong by X seconds (ignored)"; the clock is never touched
-    result = subprocess.run(
-        ["chronyd", "-Q", "-u", "root", "-t", "10", f"server 127.0.0.1 port {port} iburst maxsamples 1",
-         f"pidfile {tmp_path}/chronyd.pid"],  # clock-safe: -Q above, query only
-        capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
-    output = result.stdout + result.stderr
-    match = re.search(r"System clock wrong by (-?\d+\.\d+) seconds \(ignored\)", output)
-    assert match, output
-    return float(match.group(1))
+    result = clients.chronyd_query(None, "127.0.0.1", port=port, timeout=10)
+    assert result.within_its_error_bound(true_offset) and result.delay < 0.1, result.raw
+    return result.offset
 
 
 def ntplib_offset(port: int) -> float:
@@ -115,9 +114,10 @@ def ntplib_offset(port: int) -> float:
     return ntplib.NTPClient().request("127.0.0.1", port=port, version=4, timeout=5).offset
 
 
-# A single exchange of ntpdig or chronyd is held to 1 ms: one scheduling delay on a busy
-# 2-vCPU machine can cost hundreds of microseconds on one leg; the medians of many exchanges
-# (ntplib here, tests/gateway/app/test_end_to_end_tap.py) are held to 300 us.
+# A single exchange of ntpdig or chronyd is held to the client's own error bound (half the
+# round trip): one clock on both ends makes that exact, so it is tight when the machine is
+# idle (~0.1 ms) and never flakes when it is busy; the medians of many exchanges (ntplib here,
+# tests/gateway/app/test_end_to_end_tap.py) are held to 300 us.
 
 
 def test_ntpdig_sees_the_host_clock():
@@ -125,7 +125,6 @@ def test_ntpdig_sees_the_host_clock():
         offset = ntpdig_offset()
         assert server.answered == 1
     print(f"ntpdig offset {offset:+.6f} s")
-    assert abs(offset) < 0.001
 
 
 def test_chronyd_sees_the_host_clock(tmp_path):
@@ -133,7 +132,6 @@ def test_chronyd_sees_the_host_clock(tmp_path):
         offset = chronyd_offset(tmp_path, port)
         assert server.answered >= 1 and not server.drops
     print(f"chronyd offset {offset:+.6f} s")
-    assert abs(offset) < 0.001
 
 
 def test_ntplib_sees_the_host_clock():
@@ -153,10 +151,11 @@ def shifted_clock():
 def test_all_clients_follow_a_served_clock_that_is_1000_5_s_ahead(tmp_path):
     # proves the clients take their time from our transmit/receive timestamps, not from elsewhere
     with server_in_thread(ResponderConfig(), clock=shifted_clock) as (_, (_, port)):
-        assert abs(ntplib_offset(port) - 1000.5) < 0.001
-        assert abs(chronyd_offset(tmp_path, port) - 1000.5) < 0.001  # "wrong by +X": the server is ahead
+        result = clients.ntplib_query(None, "127.0.0.1", port=port)
+        assert result.within_its_error_bound(1000.5), result.raw
+        chronyd_offset(tmp_path, port, true_offset=1000.5)  # "wrong by +X": the server is ahead
     with ntpdig_server(clock=shifted_clock):
-        assert abs(ntpdig_offset() - 1000.5) < 0.001
+        ntpdig_offset(true_offset=1000.5)
 
 
 def test_ntpdig_refuses_an_honestly_unsynchronised_server():
