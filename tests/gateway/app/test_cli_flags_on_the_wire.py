@@ -226,6 +226,8 @@ PLUGIN_MODULE = '''
 """A third-party plugin for the test: UDP/7 on the gateway answers every datagram, reversed."""
 from collections import Counter
 
+from gateway import Contribution, Plugin
+
 
 class Reverse:
     port, accepts_broadcast = 7, False
@@ -237,8 +239,8 @@ class Reverse:
         return [payload[::-1]]
 
 
-def create(config):
-    return Reverse()
+PLUGIN = Plugin(name="reverse", contribute=lambda settings, gateway: Contribution(services=(Reverse(),)),
+                summary="answers UDP/7 with the datagram reversed")
 '''
 
 
@@ -250,7 +252,7 @@ def installed_plugin(tmp_path):
     info = tmp_path / "hc_test_reverse-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hc-test-reverse\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[hostclock.plugins]\nreverse = hc_test_reverse:create\n")
+    (info / "entry_points.txt").write_text("[hostclock.plugins]\nreverse = hc_test_reverse:PLUGIN\n")
     return {"PYTHONPATH": str(tmp_path)}
 
 

@@ -65,8 +65,8 @@ async def gateway_with_a_silent_upstream():
     upstream = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with upstream:
         await upstream.bind(("127.0.0.1", 0))
-        config = Config().replace(time={"upstream": f"127.0.0.1:{upstream.getsockname()[1]}"})
-        assert (config.time.max_flows, config.time.flow_idle_timeout) == (1024, 60.0)  # the defaults
+        config = Config().replace(ntp={"upstream": f"127.0.0.1:{upstream.getsockname()[1]}"})
+        assert (config.ntp.max_flows, config.ntp.flow_idle_timeout) == (1024, 60.0)  # the defaults
         transport = OneGuestTransport()
         async with trio.open_nursery() as nursery:
             gateway = Gateway(config, transport)
@@ -82,7 +82,7 @@ async def until(condition, what: str) -> None:
 
 
 def flows(gateway: Gateway) -> int:
-    return len(gateway.time_service.flows)
+    return len(gateway.stack.forwarders[123].flows)
 
 
 async def test_at_1024_flows_the_oldest_quarters_sockets_are_closed():
@@ -95,7 +95,7 @@ async def test_at_1024_flows_the_oldest_quarters_sockets_are_closed():
         # 1024 flow sockets, and the one spare socket kept ready for the next new flow
         assert open_descriptors() - baseline == 1024 + 1
         transport.inject(ntp_request(MAC, IP, 30000, b"new-flow"))
-        await until(lambda: gateway.time_service.flows.evicted == 256, "the eviction")
+        await until(lambda: gateway.stack.forwarders[123].flows.evicted == 256, "the eviction")
         await trio.sleep(0.05)
         assert flows(gateway) == 1024 - 256 + 1
         # 256 sockets closed: what is open is the live flows' sockets and one spare, no more

@@ -13,7 +13,7 @@ import time
 
 import trio
 
-from gateway.app.config import ResponderConfig
+from plugins.ntp.config import NtpConfig
 from plugins.ntp.drops import SntpDrop
 from plugins.ntp.kernel_state import KernelTimeState, LeapPending
 from plugins.ntp.server import SntpServer
@@ -34,7 +34,7 @@ class LingeringAfterSend(socket.socket):
 
 async def test_a_reply_the_client_holds_is_already_counted(monkeypatch):
     monkeypatch.setattr(socket, "socket", LingeringAfterSend)
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
@@ -56,7 +56,7 @@ async def test_a_reply_that_cannot_be_sent_is_not_counted(monkeypatch):
             return super().sendto(data, *args)
 
     monkeypatch.setattr(socket, "socket", RefusingSend)
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
