@@ -11,6 +11,7 @@ import struct
 
 import pytest
 import trio
+from scapy.layers.l2 import ARP, Ether
 
 from gateway.core.addresses import format_mac
 from gateway.app.config import GatewayConfig
@@ -95,7 +96,15 @@ async def test_two_guests_at_once_each_get_their_own_answers(vmnet_path):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(assert_guest_served, a, a.mac, guest_ip(1))
                 nursery.start_soon(assert_guest_served, b, b.mac, guest_ip(2))
-            # and nothing meant for one guest went to the other
+            # and nothing meant for one guest went to the other: each asks once more, and the
+            # next frame each receives is its own answer (a copy of the other's frames, sent to
+            # both, would be queued before it)
+            for peer, n in ((a, 1), (b, 2)):
+                await peer.send(arp_request(peer.mac, guest_ip(n)))
+            for peer, n in ((a, 1), (b, 2)):
+                frame = Ether(await peer.receive())
+                assert ARP in frame and frame[ARP].op == 2, frame.summary()
+                assert frame[Ether].dst == frame[ARP].hwdst == peer.mac and frame[ARP].pdst == guest_ip(n)
             a.close()
             b.close()
 
