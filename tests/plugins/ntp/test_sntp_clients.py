@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import secrets
 import shutil
 import statistics
 import socket
@@ -30,8 +31,9 @@ pytestmark = pytest.mark.clients
 
 UNSYNCED = KernelTimeState(synchronised=False, leap=LeapPending.NONE, maxerror_us=16_000_000, esterror_us=16_000_000)
 #: ntpdig has no port option (it always asks port 123), so its server gets a loopback address
-#: of its own on port 123, which is unlikely to collide with a real server on 127.0.0.1:123
-NTPDIG_ADDRESS = "127.0.0.123"
+#: of its own on port 123 (all of 127.0.0.0/8 is loopback), drawn at random for each run so
+#: that neither a real server on 127.0.0.1:123 nor another run of these tests holds it
+NTPDIG_ADDRESS = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(253) + 2}"
 CLIENT_TIMEOUT = 20
 NS = 1_000_000_000
 FAKE_OFFSET_NS = 1000 * NS + NS // 2  # 1000.5 s ahead
