@@ -175,9 +175,9 @@ class SntpServer:
                     pass
             finally:
                 with closing:
-                    stopped.set()
                     if abandoned:
-                        sock.close()
+                        sock.close()  # before `stopped`: once the thread reads as stopped, its socket is closed
+                    stopped.set()
 
         try:
             await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
