@@ -1,7 +1,7 @@
 """tests/host/ntp_services: tests/run names any running process that could discipline the clock.
 
-Against a /proc of the test's own making (PROC), and against the real /proc with a real
-process named ntpd (a copy of sleep: it only sleeps).
+Against a /proc of the test's own making (HOSTCLOCK_PROC), and against the real /proc with a
+real process named ntpd (a copy of sleep: it only sleeps).
 """
 
 import os
@@ -20,7 +20,7 @@ def fake_process(proc: Path, pid: int, comm: str, *argv: str) -> None:
 
 
 def listed(proc=None) -> list[str]:
-    env = dict(os.environ, **({"PROC": str(proc)} if proc else {}))
+    env = dict(os.environ, **({"HOSTCLOCK_PROC": str(proc)} if proc else {}))
     cp = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
     assert cp.returncode == 0 and not cp.stderr, cp
     return cp.stdout.splitlines()

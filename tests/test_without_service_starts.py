@@ -1,8 +1,8 @@
 """tests/host/without_service_starts: a command runs under a deny-all policy-rc.d, and what was
 there before is put back exactly, whatever happens to the command.
 
-The script runs for real, on a policy-rc.d path of the test's own (POLICY_RC_D); the command
-it runs reports what it saw there.
+The script runs for real, on a policy-rc.d path of the test's own (HOSTCLOCK_POLICY_RC_D);
+the command it runs reports what it saw there.
 """
 
 import os
@@ -17,11 +17,11 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent / "host" / "without_service_starts"
 
 #: the command run under the policy: what the policy file is, and what it answers invoke-rc.d
-PROBE = 'ls -l "$POLICY_RC_D" > "$OUT/listing"; "$POLICY_RC_D" chrony start; echo $? > "$OUT/answer"'
+PROBE = 'ls -l "$HOSTCLOCK_POLICY_RC_D" > "$OUT/listing"; "$HOSTCLOCK_POLICY_RC_D" chrony start; echo $? > "$OUT/answer"'
 
 
 def run(tmp_path, command=PROBE, **kwargs):
-    env = dict(os.environ, POLICY_RC_D=str(tmp_path / "policy-rc.d"), OUT=str(tmp_path))
+    env = dict(os.environ, HOSTCLOCK_POLICY_RC_D=str(tmp_path / "policy-rc.d"), OUT=str(tmp_path))
     return subprocess.run([str(SCRIPT), "sh", "-c", command], env=env, timeout=30, **kwargs)
 
 
@@ -72,7 +72,7 @@ def test_a_failing_command_gives_its_status_and_the_policy_is_still_put_back(tmp
 def test_an_interrupted_install_puts_the_policy_back_and_stops_the_command(tmp_path, signum, status):
     policy = tmp_path / "policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 0\n")
-    env = dict(os.environ, POLICY_RC_D=str(policy), OUT=str(tmp_path))
+    env = dict(os.environ, HOSTCLOCK_POLICY_RC_D=str(policy), OUT=str(tmp_path))
     command = PROBE + '; echo $$ > "$OUT/pid"; exec sleep 60'
     with subprocess.Popen([str(SCRIPT), "sh", "-c", command], env=env) as proc:
         deadline = time.monotonic() + 10
