@@ -197,7 +197,8 @@ class Gateway:
             read_ns = monotonic_ns()
         try:
             if self._recorder is not None:
-                self._record(frame)
+                # stamped when it was read (the residence-corrected replies' T2 is moved there too)
+                self._record(frame, time.time_ns() - (monotonic_ns() - read_ns))
             outputs = self.stack.receive_frame(frame, trio.current_time())
             if not self._activity.is_set():
                 self._activity.set()
@@ -257,9 +258,10 @@ class Gateway:
             log.exception("internal error while handling %s; dropped (logged once: later ones are "
                           "counted as %r)", what, INTERNAL_ERROR)
 
-    def _record(self, frame: bytes) -> None:
+    def _record(self, frame: bytes, wall_ns: int | None = None) -> None:
+        """Record `frame` at `wall_ns` (Unix ns; now if None)."""
         try:
-            self._recorder.write(time.time_ns(), frame)
+            self._recorder.write(time.time_ns() if wall_ns is None else wall_ns, frame)
         except OSError as e:  # a full disk (ENOSPC), say: recording stops, serving goes on
             recorder, self._recorder = self._recorder, None
             log.warning("--pcap %s: cannot write (%s); recording stopped after %d frames, serving goes on",

@@ -38,8 +38,10 @@ use (now_mono - (now_real - Tu), a span of microseconds on one clock), so that
 each duration is taken on one clock. The sink gets the arrival and the
 request's residence with the reply and takes Tw itself, just before writing.
 
-Housekeeping (closing finished flows, making the next spare socket) waits until
-the replies of a wake-up are written: nothing on an exchange's path that can wait.
+Closing finished flows waits until the replies of a wake-up are written (or the
+table's limit is passed). The next flow's spare socket is made right after a send,
+while the request is upstream: that time is inside the residence the correction
+takes out, and a silent upstream still leaves a spare for the next new flow.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class UpstreamDriver:
         self._epoll: select.epoll | None = None
         #: a socket already connected to the upstream, for the next new flow. Real clients (ntplib,
         #: ntpdig, chronyd) use a new port for each query, so each query is a new flow: this takes
-        #: making its socket off the request's path (the next spare is made after the replies)
+        #: making its socket off the request's path (the next spare is made right after the send)
         self._spare: socket.socket | None = None
         self._flows_changed = trio.Event()
         self._timed = timing_keys is not None
@@ -149,17 +151,21 @@ class UpstreamDriver:
             timed[self._request_key(payload)] = handed_ns - read_ns
         if len(self._flows) > self.service.flows.max_flows:
             self._close_finished_flows()  # evicted flows' sockets go now, replies or not: bounded
+        if self._spare is None:
+            self._make_spare()  # while the request is upstream: its residence is corrected either way
+
+    def _make_spare(self) -> None:
+        # the next new flow's socket (real clients use a new port per query), off the request's path
+        try:
+            self._spare = self._connect()
+        except OSError:
+            pass  # out of descriptors, say: the next new flow tries again (and counts its failure)
 
     def _housekeeping(self) -> None:
         """What waits until the replies are written: close finished flows, make the next spare."""
         self._close_finished_flows()
         if self._spare is None:
-            # the next new flow's socket (real clients use a new port per query), made off the
-            # exchange's path: after the replies of a wake-up are with the guests
-            try:
-                self._spare = self._connect()
-            except OSError:
-                pass  # out of descriptors, say: the next new flow tries again (and counts its failure)
+            self._make_spare()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._epoll = select.epoll()
