@@ -9,11 +9,10 @@ The device is read by a thread of its own, waiting in the kernel (`poll`, the
 GIL released), which reads each frame as soon as the kernel wakes it and notes
 the time (`read_ns`, where the gateway's residence time starts); it hands the
 frames, in batches of what one wake-up found, to the trio task, which runs the
-gateway. A frame read by the trio loop itself would wait for a turn of the loop
-first: measured here, the guest's send to the read took ~75 µs that way and
-~38 µs from a thread, and that wait, before the residence starts, is the one
-part of an exchange the residence-time correction cannot take out
-(bench/README.md). At most `_BATCHES_IN_FLIGHT` batches wait for the task;
+gateway. A frame read by the trio loop itself would wait for a turn of the
+loop first, and that wait, before the residence starts, is the one part of an
+exchange the residence-time correction cannot take out (bench/README.md has
+the measurements). At most `_BATCHES_IN_FLIGHT` batches wait for the task;
 beyond that the thread waits too, and the device's own queue fills and drops,
 as a NIC's does. Writes to the guest stay on the trio task.
 """
