@@ -17,8 +17,8 @@ from typing import Any
 from gateway.core.addresses import parse_ipv4
 from gateway.core.config import ConfigError, GatewayConfig, parse_host_port
 
-__all__ = ["ConfigError", "GatewayConfig", "TimeConfig", "DhcpConfig", "ResponderConfig", "Config",
-           "parse_host_port", "DEFAULT_RESPONDER_LISTEN"]
+__all__ = ["ConfigError", "GatewayConfig", "TimeConfig", "DhcpConfig", "ResponderConfig", "GuestClockConfig",
+           "Config", "parse_host_port", "DEFAULT_RESPONDER_LISTEN", "DEFAULT_WATCH_INTERVAL"]
 
 DEFAULT_RESPONDER_LISTEN = "127.0.0.1:0"  # an ephemeral loopback port for the embedded responder
 
@@ -113,16 +113,50 @@ class DhcpConfig:
         object.__setattr__(self, "dns_servers", tuple(self.dns_servers))
 
 
+#: seconds between readings of a guest's clock when watching is asked for without an interval
+DEFAULT_WATCH_INTERVAL = 10.0
+
+
+@dataclass(frozen=True)
+class GuestClockConfig:
+    """Watching each guest's clock from the gateway (ICMP timestamps and the guest's NTP requests).
+
+    Off by default (`interval` 0): the gateway then sends a guest nothing it did not ask for.
+    """
+
+    #: seconds between readings of each guest's clock; 0: guest clocks are not watched
+    interval: float = 0.0
+    #: |offset| in seconds beyond which a guest's clock is logged as out of step (back within half of it)
+    threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ConfigError(f"guest_clock {name} {value!r}: give a number of seconds")
+        if self.interval != 0 and not 0.5 <= self.interval <= 86400:
+            raise ConfigError(f"guest_clock interval {self.interval}: give 0.5 to 86400 seconds between readings "
+                              "(or 0 to stop watching)")
+        if not 0.001 <= self.threshold <= 3600:
+            raise ConfigError(f"guest_clock threshold {self.threshold}: give 0.001 to 3600 seconds")
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval > 0
+
+
 @dataclass(frozen=True)
 class Config:
-    """Everything hostclock needs: the gateway, the time plugin, the responder."""
+    """Everything hostclock needs: the gateway, the time plugin, the responder, DHCP, guest clock watching."""
 
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     time: TimeConfig = field(default_factory=TimeConfig)
     responder: ResponderConfig = field(default_factory=ResponderConfig)
     dhcp: DhcpConfig = field(default_factory=DhcpConfig)
+    guest_clock: GuestClockConfig = field(default_factory=GuestClockConfig)
 
-    _SECTIONS = {"gateway": GatewayConfig, "time": TimeConfig, "responder": ResponderConfig, "dhcp": DhcpConfig}
+    _SECTIONS = {"gateway": GatewayConfig, "time": TimeConfig, "responder": ResponderConfig, "dhcp": DhcpConfig,
+                 "guest_clock": GuestClockConfig}
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, source: str = "configuration") -> "Config":

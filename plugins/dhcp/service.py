@@ -63,6 +63,7 @@ from collections.abc import Callable
 
 from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, parse_ipv4
 from gateway.app.config import Config, DhcpConfig, GatewayConfig
+from gateway.core.guest_clock import GuestSeen
 from gateway.core.service import GuestAddress, UdpReply
 
 from plugins.dhcp.drops import DhcpDrop
@@ -97,8 +98,11 @@ class DhcpService:
     port = DHCP_SERVER_PORT
     accepts_broadcast = True
 
-    def __init__(self, gateway: GatewayConfig, dhcp: DhcpConfig | None = None, *, max_records: int = 4096) -> None:
+    def __init__(self, gateway: GatewayConfig, dhcp: DhcpConfig | None = None, *, max_records: int = 4096,
+                 report_guests: bool = False) -> None:
         dhcp = dhcp if dhcp is not None else DhcpConfig()
+        #: return a `GuestSeen` with each lease bound (the gateway watches guest clocks)
+        self.report_guests = report_guests
         network = gateway.network
         #: option 54, and the address RENEWING clients unicast to
         self.server_ip = parse_ipv4(gateway.gateway_ip)
@@ -175,7 +179,7 @@ class DhcpService:
         self._track(client, mac, now)
         return [self._reply(message, source, OFFER, lease.ip)]
 
-    def _request(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:
+    def _request(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply | GuestSeen]:
         """§4.3.2: SELECTING (server identifier present), INIT-REBOOT (requested address,
         no ciaddr), RENEWING or REBINDING (ciaddr): ACK the address or NAK it."""
         client = self._client(message)
@@ -201,6 +205,8 @@ class DhcpService:
             # address' is incorrect, or is on the wrong network."
             return [self._nak(message)]
         self._track(client, message.client_mac, now)
+        if self.report_guests:  # the gateway's guest clock watcher watches the guest at its new address
+            return [self._reply(message, source, ACK, lease.ip), GuestSeen(source.mac, lease.ip)]
         return [self._reply(message, source, ACK, lease.ip)]
 
     def _decline(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:
@@ -383,4 +389,4 @@ def create(config: Config) -> DhcpService | None:
     """The `dhcp` plugin's factory (entry point `hostclock.plugins`): on unless `[dhcp] enabled = false`."""
     if not config.dhcp.enabled:
         return None
-    return DhcpService(config.gateway, config.dhcp)
+    return DhcpService(config.gateway, config.dhcp, report_guests=config.guest_clock.enabled)
