@@ -61,14 +61,14 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from gateway.core import ethernet, icmp, ipv4
 from gateway.core.addresses import format_ipv4, format_mac
 from gateway.core.service import GuestAddress
 
-__all__ = ["GuestClockWatcher", "GuestClockReading", "GuestSeen", "GuestClockOffset", "GuestClockStatus",
-           "SOURCE_ICMP", "SOURCE_NTP", "DAY_NS"]
+__all__ = ["GuestClockWatcher", "GuestClockReading", "GuestSeen", "GuestClockReporter", "GuestClockOffset",
+           "GuestClockStatus", "SOURCE_ICMP", "SOURCE_NTP", "DAY_NS"]
 
 SOURCE_ICMP = "icmp"
 SOURCE_NTP = "ntp"
@@ -133,6 +133,15 @@ class GuestSeen:
 
     mac: bytes
     ip: bytes
+
+
+@runtime_checkable
+class GuestClockReporter(Protocol):
+    """A service that can return `GuestClockReading`s and `GuestSeen`s; it does so only while
+    `report_guest_clock` is true, which a stack with a watcher sets when it binds the service
+    (so a gateway that watches no clock pays nothing for it)."""
+
+    report_guest_clock: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,11 +61,12 @@ import ipaddress
 from collections import Counter
 from collections.abc import Callable
 
-from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, parse_ipv4
-from gateway.app.config import Config, DhcpConfig, GatewayConfig
+from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, format_ipv4, parse_ipv4
+from gateway.core.config import GatewayConfig
 from gateway.core.guest_clock import GuestSeen
 from gateway.core.service import GuestAddress, UdpReply
 
+from plugins.dhcp.config import DhcpConfig
 from plugins.dhcp.drops import DhcpDrop
 from plugins.dhcp.leases import LeasePool, client_key
 from plugins.dhcp.packet import (
@@ -98,12 +99,12 @@ class DhcpService:
     port = DHCP_SERVER_PORT
     accepts_broadcast = True
 
-    def __init__(self, gateway: GatewayConfig, dhcp: DhcpConfig | None = None, *, max_records: int = 4096,
-                 report_guests: bool = False) -> None:
+    def __init__(self, gateway: GatewayConfig, dhcp: DhcpConfig | None = None, *, max_records: int = 4096) -> None:
         dhcp = dhcp if dhcp is not None else DhcpConfig()
-        #: return a `GuestSeen` with each lease bound (the gateway watches guest clocks)
-        self.report_guests = report_guests
+        #: also return a `GuestSeen` with each lease bound (set by a stack that watches guest clocks)
+        self.report_guest_clock = False
         network = gateway.network
+        self._network = network
         #: option 54, and the address RENEWING clients unicast to
         self.server_ip = parse_ipv4(gateway.gateway_ip)
         self.leases = LeasePool(network, _addresses_kept_from_pool(gateway),
@@ -148,6 +149,19 @@ class DhcpService:
     def unreserve(self, mac: bytes) -> None:
         """The guest with `mac` has gone: its reserved address goes back to the pool."""
         self.leases.unreserve(mac)
+
+    # -- `gateway.core.service.GuestLifecycle`: guests a transport identifies (vmnet) ------
+
+    def guest_attached(self, mac: bytes, preferred_ip: bytes | None, now: float) -> str | None:
+        """A guest is attaching with a preferred address: hold it for its MAC, or say why not."""
+        if preferred_ip is None:
+            return None
+        if not self.reserve(mac, preferred_ip, now):
+            return f"preferred address {format_ipv4(preferred_ip)} is not available on {self._network}"
+        return None
+
+    def guest_detached(self, mac: bytes) -> None:
+        self.unreserve(mac)
 
     # -- the service -------------------------------------------------------------------
 
@@ -205,7 +219,7 @@ class DhcpService:
             # address' is incorrect, or is on the wrong network."
             return [self._nak(message)]
         self._track(client, message.client_mac, now)
-        if self.report_guests:  # the gateway's guest clock watcher watches the guest at its new address
+        if self.report_guest_clock:  # the gateway's guest clock watcher watches the guest at its new address
             return [self._reply(message, source, ACK, lease.ip), GuestSeen(source.mac, lease.ip)]
         return [self._reply(message, source, ACK, lease.ip)]
 
@@ -383,10 +397,3 @@ def _addresses_kept_from_pool(gateway: GatewayConfig) -> list[bytes]:
     gateway_ip = ipaddress.IPv4Address(gateway.gateway_ip)
     alias = gateway.host_alias_ip if gateway.host_alias_ip is not None else str(gateway_ip + 1)
     return [gateway_ip.packed, ipaddress.IPv4Address(alias).packed]
-
-
-def create(config: Config) -> DhcpService | None:
-    """The `dhcp` plugin's factory (entry point `hostclock.plugins`): on unless `[dhcp] enabled = false`."""
-    if not config.dhcp.enabled:
-        return None
-    return DhcpService(config.gateway, config.dhcp, report_guests=config.guest_clock.enabled)

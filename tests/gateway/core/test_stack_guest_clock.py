@@ -35,7 +35,7 @@ def test_build_stack_attaches_a_watcher_only_when_asked():
     assert build_stack(Config()).guest_clock is None
     stack = watching_stack()
     assert isinstance(stack.guest_clock, GuestClockWatcher) and stack.guest_clock.interval == 10.0
-    assert stack.services[123].report_guest_clock and stack.services[67].report_guests
+    assert stack.services[123].report_guest_clock and stack.services[67].report_guest_clock
     assert not build_stack(Config()).services[123].report_guest_clock
 
 
