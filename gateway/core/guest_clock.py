@@ -37,7 +37,9 @@ the guest is behind):
   not seen, and the reading assumes it within `ntp_transit` (2 ms): it is
   centred there, and its error is half of it plus the two readings' spread.
   A busy host that stamps a request's arrival late reads the guest as behind
-  by that lateness: ICMP readings, which see their round trip, do not.
+  by that lateness: ICMP readings, which see their round trip, do not. At
+  most one NTP reading per guest per `interval` is made, so a guest that
+  floods NTP requests cannot flood the readings (nor a log of them).
 
 Guests are learned from their traffic (`saw_guest`, which the stack calls for
 every frame from a guest host) and from DHCP leases (`GuestSeen`). Each guest
@@ -61,7 +63,7 @@ caller sends what `on_timer` returns and collects readings with
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -108,6 +110,7 @@ NTP_FIRST = "ntp: a first request (a reading needs two that agree)"
 NTP_DISAGREE = "ntp: transmit timestamp disagrees with the previous request's (random bits, or the clock stepped)"
 NTP_UNKNOWN_GUEST = "ntp: request from a guest not watched"
 NTP_NO_WALL_TIME = "ntp: request given without the host's time of arrival"
+NTP_TOO_SOON = "ntp: the guest's clock was read from NTP less than an interval ago"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,8 @@ class GuestClockStatus:
 class _Guest:
     __slots__ = ("mac", "ip", "link", "ip_text", "mac_text", "last_seen", "due", "in_round", "round_start",
                  "round_sent", "next_probe", "round_deadline", "round_seqs", "answers", "silent_rounds",
-                 "given_up", "out_of_step", "last", "readings", "probes_sent", "probes_answered", "ntp_last")
+                 "given_up", "out_of_step", "last", "readings", "probes_sent", "probes_answered", "ntp_last",
+                 "ntp_next")
 
     def __init__(self, mac: bytes, ip: bytes, link: Hashable, now: float, due: float) -> None:
         self.mac = mac
@@ -214,6 +218,7 @@ class _Guest:
         self.probes_sent = 0
         self.probes_answered = 0
         self.ntp_last: tuple[int, float] | None = None  # (one-way offset ns, now)
+        self.ntp_next = 0.0  # no NTP reading before this (monotonic s)
 
     def timer(self) -> float | None:
         if self.in_round:
@@ -267,7 +272,7 @@ class GuestClockWatcher:
         self._outstanding: dict[int, _Probe] = {}
         self._closed: OrderedDict[int, str] = OrderedDict()  # seq -> the drop reason of a reply to it now
         self._sequence = 0
-        self._offsets: list[GuestClockOffset] = []
+        self._offsets: deque[GuestClockOffset] = deque()
         self._max_offsets_kept = max_offsets_kept
         #: set when a guest's timer may now be earlier than the last next_timer(): the caller re-reads it
         self.timer_moved = False
@@ -500,6 +505,10 @@ class GuestClockWatcher:
         if spread > self.ntp_agreement_ns + self.ntp_drift_allowance * max(0.0, now - previous_now) * _NS_PER_S:
             self.ntp_unused[NTP_DISAGREE] += 1
             return
+        if now < guest.ntp_next:
+            self.ntp_unused[NTP_TOO_SOON] += 1
+            return
+        guest.ntp_next = now + self.interval
         # guest's send time minus host's arrival time = theta - delay, delay >= 0: the higher of the two
         # was the less delayed (what the guest's clock moved between them is within their spread)
         half_transit = self.ntp_transit_ns // 2
@@ -521,13 +530,13 @@ class GuestClockWatcher:
         guest.readings += 1
         self.readings += 1
         if len(self._offsets) >= self._max_offsets_kept:
-            del self._offsets[0]
+            self._offsets.popleft()
             self.offsets_discarded += 1
         self._offsets.append(offset)
 
     def take_offsets(self) -> list[GuestClockOffset]:
         """The readings made since the last call, oldest first."""
-        offsets, self._offsets = self._offsets, []
+        offsets, self._offsets = list(self._offsets), deque()
         return offsets
 
     @property

@@ -392,12 +392,21 @@ def test_ntp_agreement_allows_for_drift_over_the_time_between_requests():
     (drifted,) = watcher.take_offsets()
     assert drifted.offset_s == pytest.approx(0.001) and drifted.error_s == pytest.approx(0.071)
     # then a step of 2 s within 1 s: disagrees, and the next request agrees with the stepped clock
-    watcher.receive_reading(ntp_reading(NOON + 101 * S + 2 * S), LINK, 101.0, NOON + 101 * S)
-    watcher.receive_reading(ntp_reading(NOON + 102 * S + 2 * S), LINK, 102.0, NOON + 102 * S)
+    watcher.receive_reading(ntp_reading(NOON + 111 * S + 2 * S), LINK, 111.0, NOON + 111 * S)
+    watcher.receive_reading(ntp_reading(NOON + 112 * S + 2 * S), LINK, 112.0, NOON + 112 * S)
     assert [round(o.offset_s, 3) for o in watcher.take_offsets()] == [2.001]
     # a guest losing 2 % (tick 9800) between requests 30 s apart: beyond the allowance, no reading
-    watcher.receive_reading(ntp_reading(NOON + 132 * S + 2 * S - 600 * MS), LINK, 132.0, NOON + 132 * S)
+    watcher.receive_reading(ntp_reading(NOON + 142 * S + 2 * S - 600 * MS), LINK, 142.0, NOON + 142 * S)
     assert watcher.take_offsets() == [] and watcher.ntp_unused[gc.NTP_DISAGREE] == 2
+
+
+def test_a_flood_of_ntp_requests_makes_one_reading_per_interval():
+    watcher = make_watcher(interval=10.0)
+    watcher.saw_guest(MAC, IPADDR, LINK, now=0.0)
+    for i in range(10_000):  # 10 000 requests a second, all telling the right time
+        t = i / 10_000
+        watcher.receive_reading(ntp_reading(NOON + round(t * S)), LINK, t, NOON + round(t * S))
+    assert len(watcher.take_offsets()) == 1 and watcher.ntp_unused[gc.NTP_TOO_SOON] == 9_998
 
 
 def test_ntp_the_less_delayed_of_two_agreeing_requests_is_taken():
