@@ -149,6 +149,7 @@ async def test_nothing_to_probe_means_no_wake_ups(autojump_clock, monkeypatch):
     silent = GuestLink(transport, "a", MAC_A, IP_A)
     silent.answers = False
     async with serving(transport) as gateway:
+        await trio.sleep(1)  # the watcher's task has started and read its (empty) timer
         calls = Counter()
         watcher = gateway.guest_clock
         for name in ("next_timer", "on_timer"):  # the watcher task's every wake-up calls next_timer
