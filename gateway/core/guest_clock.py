@@ -52,7 +52,11 @@ after its round closed is dropped and counted in `drops` by reason. A guest
 that never answers costs a bounded number of probes: each silent round
 doubles the wait before the next one; after `max_silent_rounds` the guest is
 given up, until it is seen again after a silence of its own (or takes a new
-DHCP lease). At most `max_guests` guests are watched (the least recently seen
+DHCP lease). A guest that has answered before and falls silent (a VM paused,
+as its host slept) is given up the same way, but its next frame wakes the
+watcher at once, so the reading after it resumes comes within a second; if
+it then stays silent, each further give-up holds it off twice as long
+(from `interval` to an hour) before a frame may wake the watcher again. At most `max_guests` guests are watched (the least recently seen
 makes room), so spoofed sources cannot grow the table.
 
 Sans-IO: every call takes `now` (monotonic seconds) and, where a reading is
@@ -89,6 +93,8 @@ DEFAULT_IDENTIFIER = 0x6863
 _CLOSED_PROBES_KEPT = 1024
 #: a host clock that moved by more than this against the monotonic clock during a probe: no reading
 _HOST_STEP_TOLERANCE_NS = 2 * _NS_PER_MS
+#: the longest a guest that answered once, then never again, is held off between tries (seconds)
+_MAX_RESUME_HOLD = 3600.0
 
 # drop reasons (every one a timestamp reply that made no reading)
 DROP_SHORT = "guest clock: ICMP timestamp reply shorter than 20 bytes"
@@ -193,7 +199,7 @@ class _Guest:
     __slots__ = ("mac", "ip", "link", "ip_text", "mac_text", "last_seen", "due", "in_round", "round_start",
                  "round_sent", "next_probe", "round_deadline", "round_seqs", "answers", "silent_rounds",
                  "given_up", "out_of_step", "last", "readings", "probes_sent", "probes_answered", "ntp_last",
-                 "ntp_next")
+                 "ntp_next", "answered_since_given_up", "given_up_at", "resume_hold")
 
     def __init__(self, mac: bytes, ip: bytes, link: Hashable, now: float, due: float) -> None:
         self.mac = mac
@@ -212,6 +218,9 @@ class _Guest:
         self.answers: list[tuple[int, int, int, int]] = []  # (offset ns, half-width ns, delay ns, wall ns)
         self.silent_rounds = 0
         self.given_up = False
+        self.answered_since_given_up = False
+        self.given_up_at = 0.0
+        self.resume_hold = 0.0  # how long after a give-up a frame of an answering guest resumes it
         self.out_of_step = False
         self.last: GuestClockOffset | None = None
         self.readings = 0
@@ -293,8 +302,10 @@ class GuestClockWatcher:
         key = (link, mac, ip)
         guest = self._guests.get(key)
         if guest is not None:
-            if guest.given_up and (lease or now - guest.last_seen > self._silence_to_resume()):
-                # seen again after a silence of its own (a guest that was away), or a new lease: try again
+            if guest.given_up and (lease or now - guest.last_seen > self._silence_to_resume()
+                                   or (guest.probes_answered and now - guest.given_up_at >= guest.resume_hold)):
+                # seen again after a silence of its own (a guest that was away), a new lease, or a guest
+                # that has answered before speaking again (a VM resumed): try again
                 guest.given_up = False
                 guest.silent_rounds = 0
                 guest.due = now + self.first_probe_delay
@@ -420,6 +431,12 @@ class GuestClockWatcher:
         if guest.silent_rounds >= self.max_silent_rounds:
             guest.given_up = True
             guest.due = None
+            guest.given_up_at = now
+            if guest.answered_since_given_up:
+                guest.resume_hold = 0.0
+            else:
+                guest.resume_hold = min(_MAX_RESUME_HOLD, max(self.interval, 2 * guest.resume_hold))
+            guest.answered_since_given_up = False
         else:
             guest.due = max(guest.round_start + self.interval * 2 ** guest.silent_rounds, now)
 
@@ -471,6 +488,7 @@ class GuestClockWatcher:
         guest.round_seqs.discard(seq)
         self._close_probe(seq, DROP_DUPLICATE)
         guest.probes_answered += 1
+        guest.answered_since_given_up = True
         self.probes_answered += 1
         # RFC 5905 §8: theta = ((T2 - T1) + (T3 - T4)) / 2, delta = (T4 - T1) - (T3 - T2); the guest's
         # T2 and T3 are truncated milliseconds, taken at the middle of theirs

@@ -453,3 +453,37 @@ def test_misuse_raises_a_clear_error():
         GuestClockWatcher(GW_MAC, GW_IP, interval=0)
     with pytest.raises(ValueError, match="6 bytes"):
         GuestClockWatcher(b"x", GW_IP, interval=1)
+
+
+def test_a_paused_guest_is_read_again_as_soon_as_it_speaks():
+    # a VM paused for 20 s (its host asleep): silent rounds, given up; its first frame after resuming
+    # wakes the watcher at once (no minute of silence needed: it has answered before)
+    watcher = make_watcher(interval=1.0)
+    guest = SimulatedGuest(0)
+    watcher.saw_guest(MAC, IPADDR, LINK, now=0.0)
+    assert len(run_rounds(watcher, guest, until=5.0)) == 5
+    paused = run_rounds(watcher, guest, start=5.0, until=25.0, answer=lambda frame: False)
+    assert paused == [] and watcher.guests()[0].given_up and watcher.next_timer() is None
+    guest.offset_ns = -20 * S  # its clock stood still while it was paused
+    watcher.saw_guest(MAC, IPADDR, LINK, now=25.0)  # e.g. its NTP client's next request
+    assert watcher.next_timer() == 25.5
+    (resumed,) = run_rounds(watcher, guest, start=25.0, until=26.0)
+    assert resumed.offset_s == pytest.approx(-20.0, abs=resumed.error_s) and resumed.crossing == "out"
+
+
+def test_a_guest_that_answered_once_then_never_costs_a_falling_rate_of_probes():
+    watcher = make_watcher(interval=10.0)
+    guest = SimulatedGuest(0)
+    watcher.saw_guest(MAC, IPADDR, LINK, now=0.0)
+    assert len(run_rounds(watcher, guest, until=5.0)) == 1
+    rounds_at = []
+    for second in range(5, 86_400):  # a day of a frame a second, and not one answer more
+        watcher.saw_guest(MAC, IPADDR, LINK, now=float(second))
+        deadline = watcher.next_timer()
+        while deadline is not None and deadline <= second + 1 and len(rounds_at) < 2000:
+            rounds_at += [deadline] * len(watcher.on_timer(deadline, NOON + round(deadline * S)))
+            deadline = watcher.next_timer()
+    starts = rounds_at[::4]
+    gaps = [b - a for a, b in zip(starts[2::3], starts[3::3])]  # from one give-up's last round to the next try
+    assert len(rounds_at) <= 12 * 40, len(rounds_at)  # 12 probes a try, tries an hour apart at last
+    assert gaps == sorted(gaps) and gaps[-1] >= 3600
