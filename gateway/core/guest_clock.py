@@ -531,7 +531,7 @@ class GuestClockWatcher:
         # was the less delayed (what the guest's clock moved between them is within their spread)
         half_transit = self.ntp_transit_ns // 2
         best = max(one_way, previous_one_way)
-        self._reading(guest, wall_ns, best + half_transit, half_transit + spread, SOURCE_NTP)
+        self._reading(guest, wall_ns, best + half_transit, half_transit + spread, reading.source)
 
     def _reading(self, guest: _Guest, wall_ns: int, offset_ns: float, error_ns: float, source: str) -> None:
         offset_s = offset_ns / _NS_PER_S
