@@ -1,0 +1,96 @@
+"""The live terminal view (rich), redrawn about once a second; `q` stops the demo.
+
+The keyboard is read in cbreak mode (one key at a time, no echo, signals kept, so
+Ctrl-C still sends SIGINT), and the terminal's mode is put back on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import termios
+import tty
+from collections.abc import Callable
+
+import trio
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from gateway.app.demo.state import DemoState
+from gateway.app.demo.summary import clock_rows, gateway_rows, headline
+from gateway.app.demo.terminal_chart import chart_lines
+
+__all__ = ["LiveView"]
+
+#: the chart shows at most this many seconds (the newest at the right)
+CHART_SPAN_S = 180.0
+
+
+class LiveView:
+    def __init__(self) -> None:
+        self.console = Console()
+        self._live = Live(console=self.console, auto_refresh=False, transient=False,
+                          redirect_stdout=True, redirect_stderr=True)
+        self._saved_tty: list | None = None
+
+    def __enter__(self) -> "LiveView":
+        if sys.stdin.isatty():
+            fd = sys.stdin.fileno()
+            self._saved_tty = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._live.__exit__(None, None, None)
+        finally:
+            if self._saved_tty is not None:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved_tty)
+                self._saved_tty = None
+
+    def update(self, state: DemoState) -> None:
+        self._live.update(self.render(state), refresh=True)
+
+    async def watch_keys(self, on_quit: Callable[[], None]) -> None:
+        """Call `on_quit` when `q` is pressed (nothing to do when stdin is not a terminal)."""
+        if self._saved_tty is None:
+            return
+        fd = sys.stdin.fileno()
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            keys = os.read(fd, 64)
+            if not keys:
+                return  # the terminal went away
+            if b"q" in keys.lower():
+                on_quit()
+                return
+
+    def render(self, state: DemoState) -> Group:
+        width = max(40, min(self.console.width, 120))
+        clock = Table.grid(padding=(0, 2))
+        clock.add_column(style="bold cyan", no_wrap=True)
+        clock.add_column()
+        for label, text in clock_rows(state):
+            clock.add_row(label, text)
+        points = [(state.since_start(r), r.offset_s) for r in state.readings]
+        chart = Text("\n".join(chart_lines(points, now_s=state.elapsed_s(), width=width - 16, height=9,
+                                       span_s=CHART_SPAN_S)))
+        gateway = Table.grid(padding=(0, 2))
+        gateway.add_column(style="bold green", no_wrap=True)
+        gateway.add_column()
+        for label, text in gateway_rows(state):
+            gateway.add_row(label, text)
+        parts = [
+            Text.assemble(("hostclock demo", "bold"), f" · guest: {state.guest}"),
+            Text(headline(state), style="yellow"),
+            Panel(Group(clock, chart), title="guest clock − host clock", title_align="left", width=width),
+            Panel(gateway, title="gateway", title_align="left", width=width),
+        ]
+        if state.events:
+            parts.append(Text("\n".join(line for _, line in state.events), style="dim"))
+        parts.append(Text("q or Ctrl-C stops the demo", style="dim"))
+        return Group(*parts)

@@ -1,0 +1,107 @@
+"""Unique names for what the demo makes, and the teardown of all of it.
+
+Everything the demo creates on the machine (a network namespace, a TAP device,
+a private directory for its sockets, a QEMU process) is registered here as it
+is made, with the way to undo it; `close()` undoes them newest first, whatever
+happened before (an error, Ctrl-C, SIGTERM), and each undo is tried even when
+an earlier one failed. Names carry a random part, so two demos at once never
+share a namespace, a TAP or a socket path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable
+
+__all__ = ["DemoNames", "Resources", "run_ip"]
+
+log = logging.getLogger("hostclock.demo")
+
+_IFNAMSIZ = 16
+_KILL_GRACE = 5.0
+
+
+class DemoNames:
+    """The names of one demo run: `hcdemo-1a2b3c` for the namespace, `hcd1a2b3c` for the TAP."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token or secrets.token_hex(3)
+        self.namespace = f"hcdemo-{self.token}"
+        self.tap = f"hcd{self.token}"
+        if len(self.tap) >= _IFNAMSIZ:
+            raise ValueError(f"token {self.token!r} too long for an interface name")
+
+
+class Resources:
+    """What this demo made, each with its undo; `close()` undoes all, newest first."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[str, Callable[[], None]]] = []
+        self.problems: list[str] = []
+
+    def add(self, what: str, undo: Callable[[], None]) -> None:
+        self._undo.append((what, undo))
+
+    def private_dir(self, prefix: str = "hostclock-demo-") -> str:
+        """A new directory under /tmp (short: Unix socket paths are at most 107 bytes), removed at close."""
+        path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+        self.add(f"directory {path}", lambda: shutil.rmtree(path, ignore_errors=True))
+        return path
+
+    def namespace(self, name: str) -> None:
+        """Create network namespace `name` (with `lo` up); deleted at close."""
+        run_ip("netns", "add", name)
+        self.add(f"network namespace {name}", lambda: _delete_namespace(name))
+        run_ip("-n", name, "link", "set", "dev", "lo", "up")
+
+    def process(self, what: str, proc: subprocess.Popen) -> None:
+        """A child started in its own session (start_new_session=True): its whole group is ended at close."""
+        self.add(what, lambda: _end_process_group(proc))
+
+    def close(self) -> None:
+        while self._undo:
+            what, undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as e:  # go on with the rest; say what is left
+                self.problems.append(f"could not remove {what}: {e}")
+                log.warning("could not remove %s: %s", what, e)
+
+
+def run_ip(*args: str) -> str:
+    """`ip ARGS`; its stdout, or RuntimeError with its stderr."""
+    try:
+        cp = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        raise RuntimeError("ip is missing (apt-get install iproute2)") from None
+    if cp.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {cp.stderr.strip() or f'exit {cp.returncode}'}")
+    return cp.stdout
+
+
+def _delete_namespace(name: str) -> None:
+    if os.path.exists(f"/run/netns/{name}"):
+        run_ip("netns", "delete", name)
+
+
+def _end_process_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=_KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=_KILL_GRACE)
