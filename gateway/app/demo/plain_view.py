@@ -15,6 +15,7 @@ class PlainView:
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self._events_shown = 0
+        self._guest_shown = ""
 
     def __enter__(self) -> "PlainView":
         return self
@@ -23,6 +24,9 @@ class PlainView:
         self.out.flush()
 
     def update(self, state: DemoState) -> None:
+        if state.guest != self._guest_shown:
+            print(f"hostclock demo: guest: {state.guest}", file=self.out)
+            self._guest_shown = state.guest
         for number, line in state.events:
             if number > self._events_shown:
                 print(f"hostclock demo: {line}", file=self.out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 
-__all__ = ["DemoUnavailable", "check_netns_demo", "check_vm_demo", "find_tool", "QEMU"]
+__all__ = ["DemoUnavailable", "check_netns_demo", "check_vm_demo", "check_kernel_package", "find_tool", "QEMU"]
 
 QEMU = "qemu-system-x86_64"
 #: the query-mode clients the netns guest runs, and the Debian package of each
@@ -50,3 +50,22 @@ def check_vm_demo() -> str:
     if qemu is None:
         raise DemoUnavailable(f"{QEMU} not found: apt-get install qemu-system-x86, or try --guest netns")
     return qemu
+
+
+KERNEL_META_PACKAGE = "linux-image-amd64"
+
+
+def check_kernel_package() -> None:
+    """The guest's kernel package can be had from apt (needed only to build the guest image)."""
+    import subprocess
+
+    if find_tool("apt-cache") is None or find_tool("apt-get") is None:
+        raise DemoUnavailable("no apt on this machine to get the guest's Debian kernel package: try --guest netns")
+    try:
+        done = subprocess.run(["apt-cache", "depends", KERNEL_META_PACKAGE], capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        raise DemoUnavailable("apt-cache did not answer within 60 s: try again, or try --guest netns") from None
+    if done.returncode != 0 or "Depends: linux-image-" not in done.stdout:
+        raise DemoUnavailable(f"no guest kernel package reachable ({KERNEL_META_PACKAGE} is unknown to apt): "
+                              "run apt-get update, or try --guest netns")
