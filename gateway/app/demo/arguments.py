@@ -59,6 +59,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                          "then let it go on and show the recovery")
     vm.add_argument("--pause-for", metavar="S", type=_seconds, default=DEFAULT_PAUSE_FOR,
                     help=f"how long --pause-at stops the VM (default {DEFAULT_PAUSE_FOR:g} s)")
+    vm.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                    help="QEMU's accelerator: auto (default) takes KVM if /dev/kvm is there and falls back to TCG "
+                         "when the VM shows nothing within a few seconds under it")
     vm.add_argument("--tick", metavar="N", type=_tick, default=DEFAULT_TICK,
                     help=f"the guest kernel's tick, set inside the VM with adjtimex -t (default {DEFAULT_TICK}: "
                          "about -700 ppm; 10000 is nominal)")

@@ -16,6 +16,7 @@ import trio
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -69,6 +70,21 @@ class LiveView:
                 on_quit()
                 return
 
+    @staticmethod
+    def _build_progress(state: DemoState) -> Table:
+        """A bar per step of the image build (done ones full), and one for the whole."""
+        steps = Table.grid(padding=(0, 1))
+        steps.add_column(no_wrap=True)
+        steps.add_column(overflow="ellipsis", no_wrap=True)
+        total = state.build_steps[-1][1] if state.build_steps else 6
+        done = state.build_steps[-1][0] if state.build_steps else 0
+        for step, of, message in state.build_steps:
+            steps.add_row(ProgressBar(total=1, completed=1, width=12), f"[{step}/{of}] {message}")
+        if not state.build_done:
+            steps.add_row(ProgressBar(total=1, completed=0, width=12, pulse=True), f"[{done + 1}/{total}] working")
+        steps.add_row(ProgressBar(total=total, completed=done, width=12), "the guest image")
+        return steps
+
     def render(self, state: DemoState) -> Group:
         width = max(40, min(self.console.width, 120))
         clock = Table.grid(padding=(0, 2))
@@ -87,6 +103,10 @@ class LiveView:
         parts = [
             Text.assemble(("hostclock demo", "bold"), f" · guest: {state.guest}"),
             Text(headline(state), style="yellow"),
+        ]
+        if state.status.startswith("preparing") and not state.build_done:
+            parts.append(Panel(self._build_progress(state), title="guest image", title_align="left", width=width))
+        parts += [
             Panel(Group(clock, chart), title="guest clock − host clock", title_align="left", width=width),
             Panel(gateway, title="gateway", title_align="left", width=width),
         ]

@@ -40,6 +40,9 @@ class DemoState:
     event_count: int = 0
     #: what the demo is doing now, when it is not plain running: "booting the VM", ...
     status: str = ""
+    #: the guest image's build so far: (step, total, what was done), and whether it is over
+    build_steps: list[tuple[int, int, str]] = field(default_factory=list)
+    build_done: bool = False
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started_monotonic

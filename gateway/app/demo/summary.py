@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.app.demo.drift import slope_ppm
 from gateway.app.demo.formatting import seconds, signed_seconds
 from gateway.app.demo.state import DemoState
 
@@ -28,6 +29,12 @@ def clock_rows(state: DemoState) -> list[tuple[str, str]]:
         rows.append((source, f"{signed_seconds(reading.offset_s)} ± {seconds(reading.error_s)}{stale}"))
     if not rows:
         rows.append(("offset", "no reading yet"))
+    free = next((p for p in state.phases.all if p.name.startswith("no time sync")), None)
+    if free is not None:
+        end = None if free.end_s is None else state.started_unix + free.end_s
+        slope = slope_ppm(state.readings, start_unix=state.started_unix + free.start_s, end_unix=end)
+        if slope is not None:
+            rows.append(("drift", f"{slope:+.0f} ppm while unsynchronised (measured from the gateway)"))
     return rows
 
 
