@@ -36,7 +36,8 @@ from typing import Callable
 
 import trio
 
-from gateway.app.config import ResponderConfig, parse_host_port
+from gateway.core.config import parse_host_port
+from plugins.ntp.config import NtpConfig
 
 from plugins.ntp.drops import SntpDrop
 from plugins.ntp.host_clock import measure_precision, now_ns, read_kernel_time_state
@@ -70,7 +71,7 @@ class SntpServer:
     once `run` has bound the socket.
     """
 
-    def __init__(self, config: ResponderConfig, *, clock: Callable[[], int] | None = None,
+    def __init__(self, config: NtpConfig, *, clock: Callable[[], int] | None = None,
                  read_kernel_state: Callable[[], KernelTimeState] = read_kernel_time_state,
                  precision: int | None = None) -> None:
         self.config = config
