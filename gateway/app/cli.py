@@ -53,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _startup_failure(e: BaseException) -> Exception | None:
     """The configuration or start-up error behind `e`, found inside trio's exception groups too."""
-    if isinstance(e, (ConfigError, TransportError, StartupError)):
+    from gateway.app.demo.errors import DemoFailed
+
+    if isinstance(e, (ConfigError, TransportError, StartupError, DemoFailed)):
         return e
     if isinstance(e, BaseExceptionGroup):
         for inner in e.exceptions:

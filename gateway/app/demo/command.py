@@ -20,8 +20,8 @@ from typing import Any
 
 import trio
 
-from gateway.app.cli import StartupError
 from gateway.app.config import Config
+from gateway.app.demo.errors import DemoFailed
 from gateway.app.demo.observed import ObservedGateway
 from gateway.app.demo.preflight import DemoUnavailable, check_netns_demo
 from gateway.app.demo.readings import Reading, ReadingsCsv
@@ -30,16 +30,12 @@ from gateway.app.demo.state import DemoState
 from gateway.core.addresses import parse_mac
 from gateway.edges.transports import make_transport
 
-__all__ = ["run_demo", "DemoFailed"]
+__all__ = ["run_demo"]
 
 log = logging.getLogger("hostclock.demo")
 
 #: how often the view is redrawn
 REFRESH_S = 1.0
-
-
-class DemoFailed(StartupError):
-    """The demo cannot run or start; one line naming the fix (exit 1)."""
 
 
 async def run_demo(args: argparse.Namespace, config: Config) -> int:

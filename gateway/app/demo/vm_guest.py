@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from gateway.app.config import Config
+from gateway.app.demo.errors import DemoFailed
 from gateway.app.demo.image_build import ImageUnavailable, prepare_image
 from gateway.app.demo.observed import ObservedGateway
 from gateway.app.demo.preflight import DemoUnavailable, check_kernel_package, check_vm_demo
@@ -99,8 +100,6 @@ class VmGuest:
         try:
             image = await prepare_image(rebuild=self.args.rebuild, on_progress=self._progress)
         except ImageUnavailable as e:
-            from gateway.app.demo.command import DemoFailed
-
             if e.packages_unavailable:
                 raise DemoFailed(f"no guest kernel package reachable ({e}): run apt-get update, "
                                  "or try --guest netns") from None
@@ -189,14 +188,10 @@ class VmGuest:
             line = await trio.to_thread.run_sync(self._next_line, abandon_on_cancel=True)
             if line is None:
                 if not self.guest.running:
-                    from gateway.app.demo.command import DemoFailed
-
-                    raise DemoFailed("the VM stopped by itself; its console ends: "
+                            raise DemoFailed("the VM stopped by itself; its console ends: "
                                      + " | ".join(l.text for l in self.guest.console()[-3:]))
                 if not started and trio.current_time() > booted_by:
-                    from gateway.app.demo.command import DemoFailed
-
-                    raise DemoFailed(f"the VM did not start its scenario within {BOOT_TIMEOUT_S:g} s")
+                            raise DemoFailed(f"the VM did not start its scenario within {BOOT_TIMEOUT_S:g} s")
                 continue
             text = line.text
             if "HOSTCLOCK-RESULT lease" in text:
