@@ -155,7 +155,7 @@ class Responder:
       association is mobilised, unlike ntpd's ephemeral passive peers). That
       is when the responder is queried directly (`hostclock serve`, or a host
       process sending to the embedded responder's loopback port), not through
-      the gateway: the gateway's time service (plugins/time_service.py)
+      the gateway: the gateway's time service (plugins/ntp/time_service.py)
       forwards client requests (mode 3) only, because symmetric mode through
       a NAT'd per-flow socket makes no sense, so a guest must name the gateway
       with `server`, not `peer`. Every other mode is dropped, modes 6 and 7
