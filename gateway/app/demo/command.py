@@ -81,7 +81,7 @@ async def run_demo(args: argparse.Namespace, config: Config) -> int:
 
                         gateway = ObservedGateway(config, make_transport("--tap", names.tap, config.gateway))
                         gateway_and_mac = (gateway, None)
-                        await nursery.start(gateway.run)
+                        state.event((await nursery.start(gateway.run)).removeprefix("hostclock: "))
                         guest = NetnsGuest(names, resources, workdir, tools, on_reading, state.event)
                         state.guest = guest.description
                         _restart_clock(state)

@@ -44,7 +44,7 @@ log = logging.getLogger("hostclock.demo")
 
 #: the guest's clock starts this far from the host's (its RTC is set back: -rtc base=...)
 START_OFFSET_S = -3
-#: under KVM, the VM must print something within this long, or the demo falls back to TCG
+#: under KVM, the guest's /init must print its first line within this long, or the demo falls back to TCG
 #: (a /dev/kvm can be one that boots nothing: a nested hypervisor's)
 KVM_FIRST_LINE_S = 10.0
 #: the guest must have started its scenario this long after QEMU started (TCG on a busy machine)
@@ -108,7 +108,7 @@ class VmGuest:
         gateway = ObservedGateway(self._config_with_watcher(), make_transport("--qemu-stream", self.socket_path,
                                                                             self.config.gateway))
         async with trio.open_nursery() as nursery:
-            await nursery.start(gateway.run)
+            self.state.event((await nursery.start(gateway.run)).removeprefix("hostclock: "))
             await self._boot(image)
             task_status.started(gateway)
             nursery.start_soon(self._collect_readings, gateway)
@@ -156,7 +156,8 @@ class VmGuest:
             accel = "tcg"
 
     def _first_line(self, timeout: float) -> bool:
-        return next(iter(self.guest.lines(timeout)), None) is not None
+        """Whether the guest's /init says something within `timeout` (QEMU's own warnings do not count)."""
+        return any("HOSTCLOCK-" in line.text for line in self.guest.lines(timeout))
 
     def _start_qemu(self, image: Any, accel: str) -> Any:
         """QEMU through gateway.vm.qemu, with its RTC set back START_OFFSET_S (-rtc base=...).
