@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from gateway.app.config import Config
+from gateway.app.config import Config, ConfigError
 from gateway.app.demo.errors import DemoFailed
 from gateway.app.demo.observed import ObservedGateway
 from gateway.app.demo.preflight import DemoUnavailable, check_netns_demo
@@ -40,6 +40,8 @@ REFRESH_S = 1.0
 
 async def run_demo(args: argparse.Namespace, config: Config) -> int:
     live = args.live and sys.stdout.isatty()
+    if args.guest == "netns" and args.pause_at is not None:
+        raise ConfigError("--pause-at stops a VM: it needs the VM guest (leave out --guest netns)")
     try:
         if args.guest == "netns":
             tools = check_netns_demo()

@@ -93,3 +93,10 @@ def test_no_qemu_is_one_line_naming_the_package_and_the_netns_demo(tmp_path):
 def test_a_bad_duration_is_a_usage_error():
     done = subprocess.run([hostclock_cli(), "demo", "--duration", "-3"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "positive number of seconds" in done.stderr
+
+
+def test_pause_at_with_the_netns_guest_is_a_misconfiguration(tmp_path):
+    done = subprocess.run([hostclock_cli(), "demo", "--guest", "netns", "--pause-at", "5"], capture_output=True,
+                          text=True, timeout=30, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip().endswith("needs the VM guest (leave out --guest netns)")
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,67 @@
+"""Ctrl-C at any moment of the VM demo tears everything down: during the image's preparation
+and during the boot, no QEMU, no image build, no private directory or socket is left."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from demo_leftovers import cannot_run, hostclock_cli, private_dirs
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.root]
+
+
+def _require_vm_demo() -> None:
+    from gateway.app.demo.preflight import DemoUnavailable
+    from gateway.app.demo.vm_guest import check_vm_machine
+
+    try:
+        check_vm_machine(rebuild=False)
+    except DemoUnavailable as e:
+        cannot_run(str(e))
+
+
+def _processes(pattern: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-a", "-f", pattern], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+@pytest.mark.parametrize("when", ["preparing the guest image", "booting the VM"])
+def test_ctrl_c_tears_everything_down(tmp_path, when):
+    _require_vm_demo()
+    before = private_dirs()
+    status = tmp_path / "status"
+    session = f"hcdemo-test-{uuid.uuid4().hex[:8]}"
+    command = " ".join(shlex.quote(a) for a in [hostclock_cli(), "demo", "--accel", "tcg", "--out", str(tmp_path / "out")])
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "45", "env", "LANG=C.UTF-8",
+                    "sh", "-c", f"trap 'true' INT; {command}; echo $? > {status}; sleep 60"], check=True, timeout=10)
+    try:
+        deadline = time.monotonic() + 120
+        screen = ""
+        while when not in screen:
+            assert time.monotonic() < deadline, f"never saw {when!r}:\n{screen}"
+            time.sleep(0.2)
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True).stdout
+        socket_dirs = private_dirs() - before
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True, timeout=10)
+        deadline = time.monotonic() + 30
+        while not (status.exists() and status.read_text().strip()):
+            assert time.monotonic() < deadline, "the demo did not stop within 30 s of Ctrl-C"
+            time.sleep(0.2)
+        assert status.read_text().strip() == "0"
+        final = subprocess.run(["tmux", "capture-pane", "-p", "-S", "-200", "-t", session], capture_output=True,
+                               text=True).stdout
+        assert "stopped (SIGINT received)" in final, final
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=10)
+    assert private_dirs() - before == set(), "the private directory (the gateway's socket) is left"
+    for name in socket_dirs:
+        assert _processes(name) == [], f"something still uses /tmp/{name}"
+    assert _processes("gateway.app.demo.image_build") == []
