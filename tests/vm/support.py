@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from . import guest_image, qemu
+from gateway.vm import image as guest_image
+from gateway.vm import qemu
 
 
 def require_qemu() -> str:
