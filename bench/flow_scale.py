@@ -25,8 +25,8 @@ NAME = "flow_scale"
 
 def _table_cost(total: int, measure_last: int = 1024) -> float:
     """Seconds per new flow over the last `measure_last` of `total` new flows (sans-IO FlowTable)."""
-    from gateway.flows import FlowTable
-    from gateway.service import GuestAddress
+    from gateway.core.flows import FlowTable
+    from gateway.core.service import GuestAddress
 
     table = FlowTable(max_flows=1024)
     mac = b"\x52\x54\x00\x12\x34\x56"

@@ -21,7 +21,7 @@ def _dump(signum, frame) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGUSR1, _dump)
-    from gateway.cli import main as hostclock_main
+    from gateway.app.cli import main as hostclock_main
 
     return hostclock_main(sys.argv[1:])
 

@@ -26,10 +26,10 @@ def _frames() -> tuple[list[bytes], bytes]:
 
 
 def _stack():
-    from gateway.config import GatewayConfig
-    from gateway.flows import FlowTable
-    from gateway.stack import Stack
-    from plugins.time_service import TimeService
+    from gateway.app.config import GatewayConfig
+    from gateway.core.flows import FlowTable
+    from gateway.core.stack import Stack
+    from plugins.ntp.time_service import TimeService
 
     return Stack(GatewayConfig(), [TimeService(FlowTable())])
 
@@ -49,7 +49,7 @@ def _rate(fn, frames: list[bytes], seconds: float) -> float:
 
 def _stack_ntp(stack):
     receive = stack.receive_frame
-    from gateway.upstream import Forward
+    from gateway.core.service import Forward
 
     def run(frames):
         for frame in frames:

@@ -15,7 +15,7 @@ and two files are kept in pcaps/golden/<group>/:
   its timestamp (the replay output, compared byte for byte);
 * `<capture name>.outcome.json`: the counts and reasons: frames read, skipped
   (by reason), capture file problems, answered, dropped (by reason), NTP and
-  flow counts (`gateway.replay_report.outcome`).
+  flow counts (`gateway.replay.engine.report.outcome`).
 
 tests/test_pcap_corpus.py replays the corpus and checks both, so a change in
 the gateway's behaviour shows up as a failing test until this is re-run and
@@ -31,11 +31,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from anywhere: the gateway package sits beside pcaps/
 
-from gateway.config import Config  # noqa: E402
-from gateway.pcap_reader import open_capture  # noqa: E402
-from gateway.pcap_writer import pcap_bytes  # noqa: E402
-from gateway.replay import EmbeddedResponder, parse_clock, replay  # noqa: E402
-from gateway.replay_report import outcome  # noqa: E402
+from gateway.app.config import Config  # noqa: E402
+from gateway.edges.pcap_reader import open_capture  # noqa: E402
+from gateway.edges.pcap_writer import pcap_bytes  # noqa: E402
+from gateway.replay.engine import parse_clock, replay  # noqa: E402
+from gateway.replay.report import outcome  # noqa: E402
 
 GOLDEN_CLOCK = "fixed:2024-01-01T00:00:00Z"
 GROUPS = ("clients", "hostile")
@@ -57,7 +57,7 @@ def replay_for_golden(capture: Path) -> tuple[bytes, str]:
     """The output pcap's bytes and the outcome JSON text of replaying `capture` as the goldens are made."""
     config = Config()
     opened = open_capture(str(capture))
-    result = replay(opened.records(), config, parse_clock(GOLDEN_CLOCK), EmbeddedResponder(config.responder))
+    result = replay(opened.records(), config, parse_clock(GOLDEN_CLOCK))
     return pcap_bytes(result.output), json.dumps(outcome(result, opened), indent=2) + "\n"
 
 

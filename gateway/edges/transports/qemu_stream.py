@@ -1,0 +1,45 @@
+"""QEMU `-netdev stream` (and legacy `-netdev socket`): frames on a Unix stream socket,
+each preceded by its length as a 4-byte big-endian integer.
+
+hostclock listens; QEMU connects (`-netdev stream,id=n0,server=off,addr.type=unix,
+addr.path=PATH`). Each connection is one guest. A guest that disconnects is a
+normal event: its link is closed and the next VM may connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import Counter
+
+import trio
+
+from gateway.edges.transports.base import FrameHandler
+from gateway.edges.transports.framing import QEMU_MAX_FRAME, QEMU_PREFIX
+from gateway.edges.transports.stream_link import StreamLink
+from gateway.edges.transports.unix_socket import serve_connections
+
+__all__ = ["QemuStreamTransport"]
+
+log = logging.getLogger("hostclock.transport.qemu-stream")
+
+
+class QemuStreamTransport:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"qemu-stream {path}"
+        #: frames dropped by the transport's links, by reason
+        self.drops: Counter[str] = Counter()
+
+    async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async def serve_guest(conn: socket.socket, number: int) -> None:
+            description = f"{self.description} #{number}"
+            link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME,
+                              drops=self.drops)
+            log.info("guest attached: %s", description)
+            reason = await link.serve(on_frame)
+            log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
+                    "guest detached: %s (%s)", description, reason)
+
+        await serve_connections(self.path, socket.SOCK_STREAM, serve_guest, self.description,
+                                task_status=task_status)

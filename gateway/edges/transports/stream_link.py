@@ -1,0 +1,129 @@
+"""A guest link over a byte stream (a Unix stream socket or a pipe), with length-prefixed frames.
+
+Reading feeds a sans-IO `FrameDecoder`. Writing never blocks the caller: a
+frame is written at once when the stream takes it (the usual case), and
+otherwise queued for a writer task; past `max_queued` bytes, frames are dropped
+and counted rather than buffered without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections import Counter
+
+import trio
+
+from gateway.edges.transports.base import FrameHandler
+from gateway.edges.transports.framing import FrameDecoder, FramingError
+
+__all__ = ["StreamLink"]
+
+log = logging.getLogger("hostclock.transport")
+
+_READ_SIZE = 256 * 1024
+_MAX_QUEUED = 1 << 20
+
+
+class StreamLink:
+    """One guest attached over a stream; `read_fd` and `write_fd` may be one socket or two pipe ends."""
+
+    def __init__(self, description: str, read_fd: int, write_fd: int, prefix: struct.Struct, max_frame: int,
+                 *, max_queued: int = _MAX_QUEUED, min_frame: int = 0, drops: Counter[str] | None = None) -> None:
+        self.description = description
+        #: frames shorter than this are zero-padded when sent (hyperkit pads to 60, the Ethernet minimum)
+        self._min_frame = min_frame
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        self._prefix = prefix
+        self._decoder = FrameDecoder(prefix, max_frame)
+        self._queue = bytearray()
+        self._max_queued = max_queued
+        self._queued_wakeup = trio.Event()
+        self._open = True
+        #: frames to the guest dropped, by reason (the transport's counter, shared by its links)
+        self.drops: Counter[str] = drops if drops is not None else Counter()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def send_frame(self, frame: bytes) -> None:
+        if not self._open:
+            self.drops["stream: link closed"] += 1
+            return
+        if len(frame) < self._min_frame:
+            frame = frame.ljust(self._min_frame, b"\0")
+        data = self._prefix.pack(len(frame)) + frame
+        if self._queue:
+            self._enqueue(data)
+            return
+        try:
+            written = os.write(self._write_fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as e:  # EPIPE/ECONNRESET: the peer is gone; the reader will see EOF
+            self.drops[f"stream: write failed ({e.strerror})"] += 1
+            return
+        if written < len(data):
+            self._enqueue(data[written:])
+
+    def _enqueue(self, data: bytes) -> None:
+        if len(self._queue) + len(data) > self._max_queued:
+            self.drops["stream: peer not reading, send queue full"] += 1
+            return
+        self._queue += data
+        self._queued_wakeup.set()
+
+    async def serve(self, on_frame: FrameHandler, initial: bytes = b"") -> str:
+        """Read and dispatch frames until the peer leaves; returns why the link ended."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_queued)
+            try:
+                return self._dispatch(on_frame, initial) or await self._read_loop(on_frame)
+            finally:
+                self._open = False
+                nursery.cancel_scope.cancel()
+
+    def _dispatch(self, on_frame: FrameHandler, data: bytes) -> str | None:
+        try:
+            frames = self._decoder.feed(data)
+        except FramingError as e:
+            return f"protocol error: {e}"
+        for frame in frames:
+            on_frame(frame, self)
+        return None
+
+    async def _read_loop(self, on_frame: FrameHandler) -> str:
+        while True:
+            await trio.lowlevel.wait_readable(self._read_fd)
+            try:
+                data = os.read(self._read_fd, _READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                return f"read failed: {e.strerror}"
+            if not data:
+                if self._decoder.pending:
+                    return f"peer disconnected mid-frame ({self._decoder.pending} bytes of a frame lost)"
+                return "peer disconnected"
+            problem = self._dispatch(on_frame, data)
+            if problem:
+                return problem
+
+    async def _write_queued(self) -> None:
+        while True:
+            if not self._queue:
+                self._queued_wakeup = trio.Event()
+                await self._queued_wakeup.wait()
+                continue
+            await trio.lowlevel.wait_writable(self._write_fd)
+            try:
+                written = os.write(self._write_fd, self._queue)
+            except BlockingIOError:
+                continue
+            except OSError:
+                self._queue.clear()
+                return
+            del self._queue[:written]

@@ -1,0 +1,136 @@
+"""Listening on a Unix socket path safely: refuse a path a live server holds, replace a stale one;
+and serving each connection of a listening socket in its own task.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from gateway.edges.transports.base import TransportError
+
+__all__ = ["bind_unix", "remove_socket_file", "serve_connections"]
+
+log = logging.getLogger("hostclock.transport")
+
+#: how long to back off when accept() fails for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+_ACCEPT_BACKOFF = 0.1
+
+
+def bind_unix(path: str, kind: int) -> socket.socket:
+    """A non-blocking Unix socket of `kind` bound to `path` (and listening, for SOCK_STREAM/SEQPACKET)."""
+    _clear_stale_socket(path, kind)
+    sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+    try:
+        sock.bind(path)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise TransportError(f"socket path {path} is in use: stop the other server or choose another path") from None
+        raise TransportError(f"cannot bind {path}: {e.strerror} (check that the directory exists and is writable)") from None
+    if kind != socket.SOCK_DGRAM:
+        sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def _clear_stale_socket(path: str, kind: int) -> None:
+    """Remove `path` if it is a socket file nobody listens on; refuse it (TransportError) otherwise.
+
+    Only ECONNREFUSED proves a file stale (unix(7): "The remote address specified by
+    connect(2) was not a listening socket"; the file was checked to be a socket above).
+    Every other failure leaves the file alone: EACCES (not ours to judge, maybe in use),
+    EPROTOTYPE (a live socket of another type), EAGAIN (a live listener with a full
+    backlog), and anything unforeseen.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise TransportError(f"cannot use socket path {path}: {e.strerror}") from None
+    if not stat.S_ISSOCK(mode):
+        raise TransportError(f"{path} exists and is not a socket: remove it or choose another path")
+    probe = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+    probe.setblocking(False)  # a listener with a full backlog answers EAGAIN instead of making us wait
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # a socket file nobody listens on: left over from an earlier run
+        return
+    except BlockingIOError:
+        pass  # EAGAIN: a listener whose backlog is full, alive
+    except OSError as e:
+        raise TransportError(_probe_failure(path, e)) from None
+    finally:
+        probe.close()
+    raise TransportError(f"socket path {path} is in use by a running server: stop it or choose another path")
+
+
+def _probe_failure(path: str, error: OSError) -> str:
+    """Why `path` is refused when connecting to it failed with `error` (not ECONNREFUSED)."""
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return (f"socket path {path} exists and cannot be checked: connecting to it is not permitted "
+                f"({error.strerror}); left in place: remove it as its owner if it is stale, or choose another path")
+    if error.errno == errno.EPROTOTYPE:
+        return (f"socket path {path} is a socket of another type, likely another server's; left in place: "
+                "stop that server or choose another path")
+    return (f"socket path {path} exists and cannot be checked: {error.strerror}; left in place: "
+            "remove it if it is stale, or choose another path")
+
+
+def remove_socket_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def serve_connections(path: str, kind: int, handle: Callable[[socket.socket, int], Awaitable[None]],
+                            description: str, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on `path` (SOCK_STREAM or SOCK_SEQPACKET) and run `handle(conn, number)` for each
+    connection in its own task, until cancelled; then close everything and remove the socket file.
+
+    Each connection is closed when its handler returns. A handler that raises is a bug in
+    hostclock, not the peer's fault: it is logged with its traceback and only that connection
+    is closed, so the other guests go on being served.
+    """
+    listener = bind_unix(path, kind)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            for number in itertools.count(1):
+                await trio.lowlevel.wait_readable(listener)
+                try:
+                    conn, _ = listener.accept()
+                except BlockingIOError:
+                    continue
+                except OSError as e:  # out of descriptors or memory: keep serving the attached guests
+                    log.warning("%s: cannot accept a connection: %s", description, e.strerror)
+                    await trio.sleep(_ACCEPT_BACKOFF)
+                    continue
+                conn.setblocking(False)
+                nursery.start_soon(_serve_one, conn, number, handle, description)
+    finally:
+        trio.lowlevel.notify_closing(listener)
+        listener.close()
+        remove_socket_file(path)
+
+
+async def _serve_one(conn: socket.socket, number: int, handle: Callable[[socket.socket, int], Awaitable[None]],
+                     description: str) -> None:
+    try:
+        await handle(conn, number)
+    except Exception:
+        log.exception("%s #%d: internal error; connection closed", description, number)
+    finally:
+        trio.lowlevel.notify_closing(conn)
+        conn.close()

@@ -1,0 +1,66 @@
+"""The time service: UDP/123 on the gateway, forwarded to an SNTP server on the host's loopback.
+
+Sans-IO. A guest's NTP request becomes a `Forward` on the guest's flow (see
+`gateway.core.flows`); the upstream's reply comes back through `handle_upstream`
+and goes to the guest from gateway:123, to the port it asked from.
+
+The gateway screens both directions (`plugins.ntp.packet.request_rejection`,
+`reply_rejection`), so that even an upstream that speaks more than SNTP (an
+ntpd with mode 6/7 enabled) is only reachable as an SNTP server: only client
+requests (mode 3) of versions 1–4 and SNTP sizes are forwarded, and a reply is
+passed back only if it is a server reply (mode 4) no longer than the request it
+answers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from gateway.core.flows import FlowTable
+from gateway.core.service import Forward, GuestAddress
+
+from plugins.ntp.packet import reply_rejection, request_rejection
+
+__all__ = ["TimeService", "NTP_PORT"]
+
+NTP_PORT = 123
+
+
+class TimeService:
+    """UDP/123 on the gateway. Implements `gateway.core.service.ForwardingService`."""
+
+    port = NTP_PORT
+    accepts_broadcast = False
+
+    def __init__(self, flows: FlowTable | None = None) -> None:
+        self.flows = flows if flows is not None else FlowTable()
+        self.drops: Counter[str] = Counter()
+        self.forwarded = 0
+        self.answered = 0
+
+    def handle_datagram(self, source: GuestAddress, local_ip: bytes, payload: bytes, now: float) -> list[Forward]:
+        reason = request_rejection(payload)
+        if reason is not None:
+            self.drops[reason] += 1
+            return []
+        flow = self.flows.touch(source, local_ip, now)
+        flow.last_request_len = len(payload)
+        self.forwarded += 1
+        return [Forward(self.port, flow, payload)]
+
+    def handle_upstream(self, flow_id: int, payload: bytes, now: float) -> bytes | None:
+        flow = self.flows.get(flow_id)
+        if flow is None:
+            self.drops["ntp: reply on no open flow"] += 1
+            return None
+        reason = reply_rejection(payload, flow.last_request_len)
+        if reason is not None:
+            self.drops[reason] += 1
+            return None
+        self.flows.refresh(flow, now)
+        self.answered += 1
+        return payload
+
+    def counters(self) -> dict[str, int]:
+        """The service's figures for the gateway's counters."""
+        return {"ntp_forwarded": self.forwarded, "ntp_answered": self.answered, "flows_open": len(self.flows)}
