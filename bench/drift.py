@@ -44,7 +44,8 @@ from pathlib import Path
 
 from gateway.vm import image as vm_image
 from gateway.vm import qemu
-from gateway.vm.scenario import S5, Observation, Scenario, observe
+from gateway.vm.scenario import (RECOMMENDED_MAXPOLL, RECOMMENDED_MINPOLL, S5, Observation, Scenario,
+                                 observe)
 
 from . import drift_analysis as da
 from .common import REPO, child_env, hostclock_argv
@@ -83,7 +84,11 @@ class Phase:
     @property
     def label(self) -> str:
         sc = self.scenario
-        policy = sc.policy if not sc.delay_s else f"none-then-{sc.policy}"
+        policy = sc.policy
+        if policy == "chronyd-tuned" and (sc.minpoll, sc.maxpoll) != (RECOMMENDED_MINPOLL,
+                                                                       RECOMMENDED_MAXPOLL):
+            policy += f"[poll{sc.minpoll:+d}..{sc.maxpoll:+d}]"
+        policy = policy if not sc.delay_s else f"none-then-{policy}"
         pause = f"+pause{self.pause_s:g}s" if self.pause_at_s is not None else ""
         return f"{policy}/{sc.name}{pause}"
 
@@ -94,23 +99,28 @@ class Phase:
 
 
 def full_plan() -> list[Phase]:
+    """About 45 minutes: every tick x policy that shows something, two pauses, and
+    the poll search behind the recommended chronyd configuration."""
     def sc(tick, policy, **kw):
         return Scenario(tick=tick, policy=policy, **kw)
+    search = [Phase(sc(9993, "chronyd-tuned", minpoll=lo, maxpoll=hi), 80, pause_at_s=40, pause_s=60)
+              for lo, hi in ((-4, -2), (0, 2), (2, 4))]
     return [
-        Phase(sc(10000, "none"), 90),
+        Phase(sc(10000, "none"), 60),
         Phase(sc(9993, "none"), 90),
         Phase(sc(9800, "none"), 60),
-        Phase(sc(S5, "none"), 120),
+        Phase(sc(S5, "none"), 90),
         Phase(sc(9993, "sntpc"), 130),
         Phase(sc(9800, "sntpc"), 100),
-        Phase(sc(S5, "sntpc"), 130),
+        Phase(sc(S5, "sntpc"), 100),
         Phase(sc(9993, "chronyd-tuned"), 120),
         Phase(sc(9800, "chronyd-tuned"), 120),
-        Phase(sc(S5, "chronyd-tuned"), 180),
-        Phase(sc(9993, "chronyd-default"), 240),
-        Phase(sc(9800, "chronyd-default"), 240),
+        Phase(sc(S5, "chronyd-tuned"), 150),
+        Phase(sc(9993, "chronyd-default"), 180),
+        Phase(sc(9800, "chronyd-default"), 180),
         Phase(sc(9993, "chronyd-tuned"), 120, pause_at_s=60, pause_s=60),
-        Phase(sc(9993, "chronyd-default"), 420, pause_at_s=120, pause_s=60),
+        Phase(sc(9993, "chronyd-default"), 360, pause_at_s=120, pause_s=60),
+        *search,
     ]
 
 
