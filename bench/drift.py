@@ -64,6 +64,7 @@ WATCH_FLAG = "--watch-guest-clock"
 # chrony's tests, without those whose round trip was over DELAY_FACTOR x the
 # phase's median (their offset error is up to half the round trip).
 OBSERVER = "guest-observer"
+DAEMONS = ("chronyd-tuned", "chronyd-default", "busybox-ntpd")
 DELAY_FACTOR = 1.5
 # What counts as the clock being back after a pause: those samples, the policy
 # daemon's, its steps and sntpc's (not the single-exchange -Q probe, whose error
@@ -121,6 +122,7 @@ def full_plan() -> list[Phase]:
         Phase(sc(9993, "chronyd-tuned"), 120, pause_at_s=60, pause_s=60),
         Phase(sc(9993, "chronyd-default"), 360, pause_at_s=120, pause_s=60),
         *search,
+        Phase(sc(9993, "busybox-ntpd"), 300),
     ]
 
 
@@ -381,7 +383,7 @@ def analyse(res: PhaseResult) -> dict:
             out["sntpc"]["expected_tooth_ms"] = expected * 1e3
             out["sntpc"]["worst_relative_error"] = max(da.relative_error(o, expected) for _, o in tt)
 
-    if sc.policy.startswith("chronyd"):
+    if sc.policy in DAEMONS:
         start = policy_at or 0.0
         end = stop_at if stop_at is not None else None
         # The first FILTER_N samples after the policy started still see the clock before it.

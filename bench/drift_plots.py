@@ -83,7 +83,8 @@ def make_plots(results, figures, out: Path) -> list[Path]:
         written.append(_save(fig, plt, out / "drift_sntpc.png"))
 
     # 3. chronyd holding (RFC 5905 clock filter of the observer's samples)
-    ch = [r for r in results if r.phase.scenario.policy.startswith("chronyd")]
+    ch = [r for r in results if r.phase.scenario.policy in ("chronyd-tuned", "chronyd-default",
+                                                             "busybox-ntpd")]
     if ch:
         fig, ax = plt.subplots(figsize=(9, 4.5))
         for r in ch:
@@ -93,11 +94,11 @@ def make_plots(results, figures, out: Path) -> list[Path]:
                     label=r.phase.label)
         ax.axhspan(-1, 1, color="green", alpha=0.08, label="+-1 ms")
         ax.set_ylim(-10, 10)
-        ax.set_xlabel("time since chronyd started (s)")
+        ax.set_xlabel("time since the daemon started (s)")
         ax.set_ylabel("guest - host (ms)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
-        ax.set_title("chronyd through hostclock (clock filter: min delay of 8 samples)")
+        ax.set_title("NTP daemons in the guest through hostclock (clock filter: min delay of 8)")
         written.append(_save(fig, plt, out / "drift_chronyd.png"))
 
     # 4. the recovery after a pause (time since cont, symlog offset)

@@ -78,7 +78,7 @@ CMDLINE = "console=ttyS0 quiet panic=-1"
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 # busybox applets the guest scripts use; an image whose busybox lacks one is refused.
 REQUIRED_APPLETS = ("sh", "mount", "insmod", "ip", "udhcpc", "sed", "cut", "tr", "cat",
-                    "head", "tail", "sleep", "poweroff", "adjtimex", "mkfifo")
+                    "head", "tail", "sleep", "poweroff", "adjtimex", "mkfifo", "ntpd")
 APT_TIMEOUT = 300
 TOOL_TIMEOUT = 120
 
@@ -416,9 +416,9 @@ def _write_initramfs(dest: Path, *, busybox: bytes, applets: list[str], chronyd:
             gz.write(raw.getvalue())
 
 
-def _prune_old_images(cache: Path, keep: Path, log, min_age: float = 3600.0) -> None:
-    """Remove images of other keys not touched for MIN_AGE s (a test run that
-    just got one may still be about to boot it)."""
+def _prune_old_images(cache: Path, keep: Path, log, min_age: float = 86400.0) -> None:
+    """Remove images of other keys not used for MIN_AGE s (a day: another
+    checkout with other guest scripts may still be booting its own)."""
     now = time.time()
     for d in cache.iterdir():
         if d != keep and d.is_dir() and (d / "image.json").is_file():
