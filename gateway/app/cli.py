@@ -5,6 +5,8 @@
     hostclock run --tap hc0 --upstream 127.0.0.1:123   forward to an existing server on the host
     hostclock serve --listen 127.0.0.1:1123      only the SNTP responder
     hostclock run --tap hc0 --pcap live.pcap     ... recording the guest's link (both directions)
+    hostclock run --tap hc0 --watch-guest-clock=5 --guest-clock-log clocks.csv
+                                                 ... reading each guest's clock every 5 s, one CSV row each
     hostclock replay guest.pcap --out out.pcap   replay a capture through the gateway (no network)
     hostclock demo --guest netns                 the demo: a guest on the gateway, its clock shown live
 
@@ -24,6 +26,7 @@ from typing import Any
 import trio
 
 from gateway.app.config import Config, ConfigError
+from gateway.core.config import DEFAULT_WATCH_INTERVAL
 from gateway.app.plugin_registry import available_plugins, installed_plugins
 from gateway.edges.transports import TRANSPORTS, TransportError, make_transport
 
@@ -76,7 +79,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
 
     flag, argument = args.transport
     transport = make_transport(flag, argument, config.gateway)
-    gateway = Gateway(config, transport, plugins=args.plugins or (), pcap=args.pcap)
+    gateway = Gateway(config, transport, plugins=args.plugins or (), pcap=args.pcap,
+                      guest_clock_log=args.guest_clock_log)
     # a transport whose frames use stdout (--stdio) must not get the ready line there;
     # one that can end by itself (--stdio: the parent closed stdin) ends the run
     return await _serve_until_signalled(gateway.run, ready_to=sys.stderr if TRANSPORTS[flag].uses_stdout else sys.stdout,
@@ -183,6 +187,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="record the guest's link, both directions, to FILE (nanosecond pcap)")
     _add_config_arguments(run)
     _add_gateway_arguments(run)
+    _add_guest_clock_arguments(run)
     _add_plugin_arguments(run, "run")
     run.set_defaults(command=_run)
 
@@ -239,6 +244,21 @@ def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
                          help="answer UDP to ports with no service with ICMP port unreachable (default) or drop it")
 
 
+def _add_guest_clock_arguments(parser: argparse.ArgumentParser) -> None:
+    watch = parser.add_argument_group("watching each guest's clock (ICMP timestamps, the guest's own NTP requests)")
+    watch.add_argument("--watch-guest-clock", metavar="SECONDS", nargs="?", type=float,
+                       const=DEFAULT_WATCH_INTERVAL, dest="guest_clock_interval",
+                       help="read each guest's clock every SECONDS (default when given without a value: "
+                            f"{DEFAULT_WATCH_INTERVAL:g}); off unless given ([guest_clock] interval; 0: off)")
+    watch.add_argument("--guest-clock-threshold", metavar="SECONDS", type=float, dest="guest_clock_threshold",
+                       help="log a guest whose clock is further than this from the host's, and when it is "
+                            "back within half of it (0.1)")
+    watch.add_argument("--guest-clock-log", metavar="FILE",
+                       help="write one CSV row per reading to FILE: time_unix_s,guest_ip,guest_mac,offset_s,"
+                            "error_s,source (offset_s: guest minus host); watches at the default interval "
+                            "unless told otherwise")
+
+
 def _add_plugin_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Each built-in plugin's flags for `command`, in a group of its own."""
     for plugin in available_plugins().values():
@@ -258,6 +278,15 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     gateway = {name: getattr(args, name) for name in _GATEWAY_FLAGS if getattr(args, name, None) is not None}
     if gateway:
         overrides["gateway"] = gateway
+    guest_clock: dict[str, Any] = {}
+    if getattr(args, "guest_clock_interval", None) is not None:
+        guest_clock["interval"] = args.guest_clock_interval
+    elif getattr(args, "guest_clock_log", None) is not None and not config.guest_clock.enabled:
+        guest_clock["interval"] = DEFAULT_WATCH_INTERVAL  # a log of readings asks for readings
+    if getattr(args, "guest_clock_threshold", None) is not None:
+        guest_clock["threshold"] = args.guest_clock_threshold
+    if guest_clock:
+        overrides["guest_clock"] = guest_clock
     for plugin in available_plugins().values():
         if plugin.table_from_arguments is not None and command:
             table = dict(plugin.table_from_arguments(args, command, config.settings_for(plugin)))
