@@ -81,7 +81,8 @@ async def run_demo(args: argparse.Namespace, config: Config) -> int:
                     if args.guest == "netns":
                         from gateway.app.demo.netns_guest import NetnsGuest
 
-                        gateway = ObservedGateway(config, make_transport("--tap", names.tap, config.gateway))
+                        gateway = ObservedGateway(config, make_transport("--tap", names.tap, config.gateway),
+                                                  on_guest_clock=lambda offset: on_reading(Reading.of_watcher(offset)))
                         gateway_and_mac = (gateway, None)
                         state.event((await nursery.start(gateway.run)).removeprefix("hostclock: "))
                         guest = NetnsGuest(names, resources, workdir, tools, on_reading, state.event)

@@ -5,6 +5,9 @@ shows that the runtime does not count itself.
   transport, which sees every frame's link);
 - the guest's DHCP lease: read from the DHCPACKs the gateway sends (`lease_watch`), since
   the gateway never reaches into a plugin;
+- the guest-clock watcher's readings, handed to the demo as the runtime takes them (the
+  runtime drains `GuestClockWatcher.take_offsets()` for its log; the demo wraps that one
+  call rather than reaching into the runtime);
 - the last forwarded reply's delay at the gateway: from the guest's request reaching the
   gateway to the host server's reply coming back (the flow's `last_active` is the request's
   `now`, on trio's clock, the one `upstream_reply` gets; the reply then refreshes it).
@@ -12,6 +15,7 @@ shows that the runtime does not count itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -75,12 +79,28 @@ class LinkWatchingTransport:
         return len(self._links)
 
 
+#: how often the demo's gateway reads the guest's clock (ICMP timestamps): each refresh of the view
+WATCH_INTERVAL_S = 1.0
+
+
 class ObservedGateway(Gateway):
-    def __init__(self, config: Config, transport: Transport) -> None:
+    """`Gateway` with the guest-clock watcher on (every `WATCH_INTERVAL_S`); each reading goes to
+    `on_guest_clock` (a `gateway.core.guest_clock.GuestClockOffset`) as the runtime takes it."""
+
+    def __init__(self, config: Config, transport: Transport, *, on_guest_clock: Callable[[Any], None]) -> None:
         self.watched_transport = LinkWatchingTransport(transport)
-        super().__init__(config, self.watched_transport)
+        super().__init__(config.replace(guest_clock={"interval": WATCH_INTERVAL_S}), self.watched_transport)
         #: seconds from the latest answered forwarded request to its reply, at the gateway
         self.last_reply_delay_s: float | None = None
+        take_offsets = self.guest_clock.take_offsets
+
+        def take_and_tell() -> list[Any]:
+            offsets = take_offsets()
+            for offset in offsets:
+                on_guest_clock(offset)
+            return offsets
+
+        self.guest_clock.take_offsets = take_and_tell
 
     def upstream_reply(self, port: int, flow_id: int, payload: bytes, link: GuestLink, now: float) -> None:
         service = self.stack.forwarders.get(port)

@@ -51,7 +51,10 @@ def write_picture(path: str, readings: Sequence[Reading], phases: Sequence[Phase
         drift_axes, synced_axes = figure.add_subplot(grid[1, 0]), figure.add_subplot(grid[1, 1])
     try:
         colours = _shade_phases(whole, phases, end, labels=True)
-        _plot(whole, readings, started_unix, scale_for=readings)
+        if free is None:
+            _plot(whole, readings, started_unix, scale_for=readings)
+        else:
+            _plot_clipped(whole, readings, started_unix, since_s=free.start_s)
         whole.set_xlim(0, end)
         whole.set_title(title, fontsize=10)
         if drift_axes is not None:
@@ -99,6 +102,27 @@ def _plot(axes, readings: Sequence[Reading], started_unix: float, *, scale_for: 
     if readings:
         axes.legend(loc="lower left", fontsize=8)
     axes.grid(True, alpha=0.3)
+
+
+def _plot_clipped(axes, readings: Sequence[Reading], started_unix: float, *, since_s: float) -> None:
+    """The whole run on the scale of the readings from `since_s` on (the drift and the correction);
+    earlier ones off that scale (the boot, a few seconds off) are marked at the edge with their value."""
+    scaled = [r for r in readings if r.time_unix_s - started_unix >= since_s] or list(readings)
+    scale, unit = _unit([r.offset_s for r in scaled])
+    low = min(r.offset_s for r in scaled) if scaled else -1.0
+    high = max(r.offset_s for r in scaled) if scaled else 1.0
+    margin = max((high - low) * 0.15, 1e-4)
+    low, high = low - margin, high + margin
+    inside = [r for r in readings if low <= r.offset_s <= high]
+    _plot(axes, inside, started_unix, scale_for=scaled, scale=scale, unit=unit)
+    outside = [r for r in readings if not low <= r.offset_s <= high]
+    if outside:
+        edge = [low * scale if r.offset_s < low else high * scale for r in outside]
+        axes.plot([r.time_unix_s - started_unix for r in outside], edge, "v", color="#c0392b", markersize=5, zorder=4)
+        worst = max(outside, key=lambda r: abs(r.offset_s))
+        axes.annotate(f"{worst.offset_s:+.3f} s (off the scale)", (worst.time_unix_s - started_unix, edge[0]),
+                      textcoords="offset points", xytext=(6, 8), fontsize=8, color="#c0392b")
+    axes.set_ylim(low * scale, high * scale)
 
 
 def _drift_panel(axes, readings, free: Phase, started_unix: float, end: float, colours) -> None:

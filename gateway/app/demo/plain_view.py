@@ -24,13 +24,13 @@ class PlainView:
         self.out.flush()
 
     def update(self, state: DemoState) -> None:
-        if state.guest != self._guest_shown:
-            print(f"hostclock demo: guest: {state.guest}", file=self.out)
-            self._guest_shown = state.guest
         for number, line in state.events:
             if number > self._events_shown:
                 print(f"hostclock demo: {line}", file=self.out)
         self._events_shown = state.event_count
+        if state.guest != self._guest_shown:
+            print(f"hostclock demo: guest: {state.guest}", file=self.out)
+            self._guest_shown = state.guest
         parts = [headline(state)]
         parts += [f"{label} {text}" for label, text in clock_rows(state)]
         parts += [f"{label}: {text}" for label, text in gateway_rows(state)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["Reading", "ReadingsCsv", "CSV_COLUMNS", "read_csv"]
 
@@ -30,6 +30,12 @@ class Reading:
     error_s: float
     #: who read it: "ntpdig", "chronyd", "icmp-timestamp", ...
     source: str
+
+    @classmethod
+    def of_watcher(cls, offset: Any) -> "Reading":
+        """A reading of the gateway's guest-clock watcher (`gateway.core.guest_clock.GuestClockOffset`)."""
+        return cls(offset.time_unix_s, offset.guest_ip, offset.guest_mac, offset.offset_s, offset.error_s,
+                   offset.source)
 
     def row(self) -> tuple[str, ...]:
         return (f"{self.time_unix_s:.6f}", self.guest_ip, self.guest_mac, f"{self.offset_s:.9f}",

@@ -42,16 +42,15 @@ __all__ = ["check_vm_machine", "VmGuest", "START_OFFSET_S"]
 
 log = logging.getLogger("hostclock.demo")
 
-#: the guest's clock starts this far from the host's (its RTC is set back: -rtc base=...)
+#: the guest's clock comes up this far from the host's (its RTC is set back: -rtc base=...); the
+#: guest's /init sets it once from the gateway before the drift begins (gateway/vm/guest/init)
 START_OFFSET_S = -3
 #: under KVM, the guest's /init must print its first line within this long, or the demo falls back to TCG
 #: (a /dev/kvm can be one that boots nothing: a nested hypervisor's)
 KVM_FIRST_LINE_S = 10.0
 #: the guest must have started its scenario this long after QEMU started (TCG on a busy machine)
 BOOT_TIMEOUT_S = 120.0
-#: how often the gateway's watcher probes the guest's clock (ICMP timestamps)
-WATCH_INTERVAL_S = 1.0
-PHASE_BOOT = "booting"
+PHASE_BOOT = "booting (its RTC 3 s behind)"
 PHASE_FREE = "no time sync: the guest clock drifts"
 PHASE_SYNC = "chronyd, server from DHCP option 42"
 PHASE_PAUSED = "VM stopped (QEMU monitor)"
@@ -105,13 +104,12 @@ class VmGuest:
                                  "or try --guest netns") from None
             raise DemoFailed(f"cannot build the guest image: {e}") from None
         self.state.build_done = True
-        gateway = ObservedGateway(self._config_with_watcher(), make_transport("--qemu-stream", self.socket_path,
-                                                                            self.config.gateway))
+        gateway = ObservedGateway(self.config, make_transport("--qemu-stream", self.socket_path, self.config.gateway),
+                                  on_guest_clock=self._reading)
         async with trio.open_nursery() as nursery:
             self.state.event((await nursery.start(gateway.run)).removeprefix("hostclock: "))
             await self._boot(image)
             task_status.started(gateway)
-            nursery.start_soon(self._collect_readings, gateway)
             if self.args.pause_at is not None:
                 nursery.start_soon(self._pause)
             await self._follow_console()
@@ -122,15 +120,12 @@ class VmGuest:
         self.state.build_steps.append((step, total, message))
         self.state.event(f"guest image [{step}/{total}] {message}")
 
-    def _config_with_watcher(self) -> Config:
-        # the gateway's guest-clock watcher, probing every second (the demo's refresh)
-        return self.config.replace(guest_clock={"interval": WATCH_INTERVAL_S})
-
     def _scenario_words(self) -> str:
         from gateway.vm.scenario import Scenario
 
+        # no in-guest probe, no observer chronyd: the demo's offset is the gateway's reading alone
         return Scenario(tick=self.args.tick, policy="chronyd-tuned", delay_s=round(self.args.sync_after),
-                        probe_s=0).cmdline()
+                        probe_s=0, observe_poll=None).cmdline()
 
     async def _boot(self, image: Any) -> None:
         accel = self.args.accel
@@ -197,6 +192,10 @@ class VmGuest:
             text = line.text
             if "HOSTCLOCK-RESULT lease" in text:
                 self.state.event("guest: DHCP " + text.split("lease", 1)[1].strip())
+            elif "HOSTCLOCK-OBS first wrong_by=" in text:
+                wrong_by = text.split("wrong_by=", 1)[1].strip()
+                self.state.event(f"guest: its /init set its clock once from the gateway ({wrong_by} s), "
+                                 "so that the drift starts from the host's time")
             elif "HOSTCLOCK-RESULT drift" in text:
                 started = True
                 self.state.status = ""
@@ -224,13 +223,9 @@ class VmGuest:
         self.state.phases.begin(PHASE_RECOVERY, self.state.elapsed_s())
         self.state.event("VM running again")
 
-    async def _collect_readings(self, gateway: ObservedGateway) -> None:
-        """The watcher's readings of the guest's clock, into the demo's state and CSV."""
-        while True:
-            for offset in gateway.take_guest_clock_readings():
-                self.on_reading(Reading(offset.time_unix_s, offset.guest_ip, offset.guest_mac, offset.offset_s,
-                                        offset.error_s, offset.source))
-            await trio.sleep(0.25)
+    def _reading(self, offset: Any) -> None:
+        """A reading of the gateway's watcher (a GuestClockOffset), into the demo's state and CSV."""
+        self.on_reading(Reading.of_watcher(offset))
 
 
 def _restart_timeline(state: DemoState) -> None:
