@@ -25,7 +25,7 @@ from gateway.app.demo.errors import DemoFailed
 from gateway.app.demo.observed import ObservedGateway
 from gateway.app.demo.preflight import DemoUnavailable, check_netns_demo
 from gateway.app.demo.readings import Reading, ReadingsCsv
-from gateway.app.demo.resources import DemoNames, Resources
+from gateway.app.demo.resources import DemoNames, Resources, sweep_leftovers
 from gateway.app.demo.state import DemoState
 from gateway.core.addresses import parse_mac
 from gateway.edges.transports import make_transport
@@ -52,13 +52,16 @@ async def run_demo(args: argparse.Namespace, config: Config) -> int:
     except DemoUnavailable as e:
         raise DemoFailed(str(e)) from None
     out_dir = _make_out_dir(args.out)
+    for left in sweep_leftovers():
+        log.info("removed %s, left by a demo that was killed", left)
     resources = Resources()
     names = DemoNames()
     state = DemoState(guest="starting", duration_s=args.duration)
     readings = ReadingsCsv(os.path.join(out_dir, "demo.csv"))
     view = _make_view(live)
     stopped_by = "the duration elapsed"
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals, _LogsInto(state, live):
+    # SIGHUP too: a closed terminal (or tmux kill-session) must tear down like Ctrl-C
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals, _LogsInto(state, live):
         try:
             with view:
                 async with trio.open_nursery() as nursery:

@@ -43,7 +43,9 @@ async def prepare_image(*, rebuild: bool, on_progress: Callable[[int, int, str],
     from gateway.vm.image import GuestImage
 
     argv = [sys.executable, "-m", "gateway.app.demo.image_build"] + (["--rebuild"] if rebuild else [])
-    process = await trio.lowlevel.open_process(argv, stdout=-1, stderr=-1, stdin=-3, start_new_session=True)
+    # stdin is a pipe the parent never writes: the child stops when it reads its end, i.e. when the
+    # demo is gone however it went (trio forks in a worker thread, so no parent-death signal here)
+    process = await trio.lowlevel.open_process(argv, stdout=-1, stderr=-1, stdin=-1, start_new_session=True)
     result: dict[str, Any] = {}
     errors = bytearray()
     try:
@@ -65,9 +67,10 @@ async def prepare_image(*, rebuild: bool, on_progress: Callable[[int, int, str],
                         result = message
             await process.wait()
     finally:
-        if process.returncode is None:
-            with trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True):
+            if process.returncode is None:
                 await _stop_group(process)
+            await process.stdin.aclose()
     if "image" in result:
         image = result["image"]
         return GuestImage(kernel=_path(image["kernel"]), initrd=_path(image["initrd"]), cmdline=image["cmdline"],
@@ -95,11 +98,24 @@ async def _stop_group(process: trio.Process) -> None:
             return
 
 
+def _stop_when_the_parent_is_gone() -> None:
+    """Read stdin until EOF (the parent closed it or died), then interrupt this process group."""
+    import threading
+
+    def wait() -> None:
+        sys.stdin.buffer.read()
+        os.killpg(os.getpgrp(), signal.SIGINT)
+
+    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     """The child: build (or find) the image, reporting each step."""
     import shutil
 
     from gateway.vm import image
+
+    _stop_when_the_parent_is_gone()
 
     def say(message: dict[str, Any]) -> None:
         print(json.dumps(message), flush=True)

@@ -28,6 +28,8 @@ __all__ = ["LiveView"]
 
 #: the chart shows at most this many seconds (the newest at the right)
 CHART_SPAN_S = 180.0
+#: the chart's scale fits the readings of the current phase, at most this many seconds back
+SCALE_WINDOW_S = 30.0
 
 
 class LiveView:
@@ -93,8 +95,10 @@ class LiveView:
         for label, text in clock_rows(state):
             clock.add_row(label, text)
         points = [(state.since_start(r), r.offset_s) for r in state.readings]
+        phase_start = state.phases.all[-1].start_s if state.phases.all else None
+        scale_from = max(phase_start or 0.0, state.elapsed_s() - SCALE_WINDOW_S)
         chart = Text("\n".join(chart_lines(points, now_s=state.elapsed_s(), width=width - 16, height=9,
-                                       span_s=CHART_SPAN_S)))
+                                       span_s=CHART_SPAN_S, scale_from_s=scale_from)))
         gateway = Table.grid(padding=(0, 2))
         gateway.add_column(style="bold green", no_wrap=True)
         gateway.add_column()

@@ -55,11 +55,16 @@ class LinkWatchingTransport:
         self._links: dict[int, _WatchedLink] = {}
         #: the latest lease granted to each MAC
         self.leases: dict[bytes, tuple[Lease, float]] = {}
+        #: every frame on the guests' links, both ways (the watcher's probes included, which the stack
+        #: does not count: the runtime sends them)
+        self.frames_in = 0
+        self.frames_out = 0
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         links = self._links
 
         def watched(frame: bytes, link: GuestLink) -> None:
+            self.frames_in += 1
             proxy = links.get(id(link))
             if proxy is None or proxy.link is not link:
                 proxy = links[id(link)] = _WatchedLink(link, self._sent)
@@ -68,6 +73,7 @@ class LinkWatchingTransport:
         await self.inner.run(watched, task_status=task_status)
 
     def _sent(self, frame: bytes) -> None:
+        self.frames_out += 1
         if len(frame) > 300 and frame[23:24] == b"\x11":  # IPv4 protocol UDP: maybe a DHCP reply
             lease = lease_in_frame(frame)
             if lease is not None:
@@ -126,6 +132,7 @@ class ObservedGateway(Gateway):
     def figures(self, guest_mac: bytes | None = None) -> dict[str, Any]:
         figures = self.counters()
         figures["guests_attached"] = self.watched_transport.attached()
+        figures["frames_on_links"] = (self.watched_transport.frames_in, self.watched_transport.frames_out)
         figures["last_reply_delay_s"] = self.last_reply_delay_s
         figures["dhcp_lease"] = self.lease_of(guest_mac) if guest_mac is not None else None
         return figures

@@ -55,7 +55,8 @@ def gateway_rows(state: DemoState) -> list[tuple[str, str]]:
                          f"after its request)" if f.get("last_reply_delay_s") is not None else
                          f"{f.get('ntp_answered', 0)}"),
         ("DHCP lease", f.get("dhcp_lease") or "none"),
-        ("frames", f"{f.get('frames_received', 0)} in / {f.get('frames_sent', 0)} out"),
+        ("frames", "{} in / {} out".format(*f.get("frames_on_links", (f.get("frames_received", 0),
+                                                                     f.get("frames_sent", 0))))),
         ("drops", drops_text(f.get("drops", {}))),
         ("guests attached", str(f.get("guests_attached", 0))),
     ]

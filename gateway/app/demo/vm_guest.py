@@ -33,7 +33,7 @@ from gateway.app.demo.image_build import ImageUnavailable, prepare_image
 from gateway.app.demo.observed import ObservedGateway
 from gateway.app.demo.preflight import DemoUnavailable, check_kernel_package, check_vm_demo
 from gateway.app.demo.readings import Reading
-from gateway.app.demo.resources import DemoNames, Resources
+from gateway.app.demo.resources import DemoNames, Resources, end_with_this_process
 from gateway.app.demo.state import DemoState
 from gateway.core.addresses import parse_mac
 from gateway.edges.transports import make_transport
@@ -136,7 +136,8 @@ class VmGuest:
             self.state.guest = f"a VM under QEMU ({accel.upper()}), tick {self.args.tick} " \
                                f"(≈ {(self.args.tick - 10000) * 100:+d} ppm)"
             self.state.status = f"booting the VM under {accel.upper()}"
-            self.guest = await trio.to_thread.run_sync(self._start_qemu, image, accel)
+            self.guest = self._start_qemu(image, accel)  # in the main thread: see end_with_this_process
+            await trio.to_thread.run_sync(self.guest.monitor.connect, time.monotonic() + 20)
             _restart_timeline(self.state)
             self.state.phases.begin(PHASE_BOOT, 0.0)
             if accel != "kvm" or self.args.accel == "kvm":
@@ -155,7 +156,8 @@ class VmGuest:
         return any("HOSTCLOCK-" in line.text for line in self.guest.lines(timeout))
 
     def _start_qemu(self, image: Any, accel: str) -> Any:
-        """QEMU through gateway.vm.qemu, with its RTC set back START_OFFSET_S (-rtc base=...).
+        """QEMU through gateway.vm.qemu, with its RTC set back START_OFFSET_S (-rtc base=...); its
+        monitor is connected by the caller.
 
         Adapter: `Guest.start` takes no extra QEMU arguments, so the demo builds the command
         with `qemu_command` (adding -rtc) and wraps the process in `Guest` itself.
@@ -170,10 +172,9 @@ class VmGuest:
                                  append=self._scenario_words(), accel=accel, qmp_path=qmp)
         argv += ["-rtc", f"base={base.strftime('%Y-%m-%dT%H:%M:%S')},clock=host"]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=end_with_this_process)
         guest = qemu.Guest(proc, qemu_dir, qemu.Monitor(qmp))
         self.resources.add(f"QEMU (pid {proc.pid})", guest.close)
-        guest.monitor.connect(time.monotonic() + 20)
         return guest
 
     async def _follow_console(self) -> None:

@@ -45,3 +45,21 @@ def test_names_are_distinct_and_fit_an_interface_name():
     names = [DemoNames() for _ in range(50)]
     assert len({n.tap for n in names}) == 50 and len({n.namespace for n in names}) == 50
     assert all(len(n.tap) <= 15 for n in names)
+
+
+def test_a_killed_demos_directory_is_swept_and_a_live_ones_is_not():
+    from gateway.app.demo.resources import sweep_leftovers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed, running = Resources(), Resources()
+    killed_dir, running_dir = killed.private_dir(), running.private_dir()
+    with open(os.path.join(killed_dir, "pid"), "w") as f:
+        f.write(str(dead.pid))  # as if that process had made it and been killed
+    try:
+        removed = sweep_leftovers()
+        assert killed_dir in removed and not os.path.exists(killed_dir)
+        assert os.path.exists(running_dir)  # ours: this process is alive
+    finally:
+        running.close()
+        killed.close()

@@ -26,3 +26,13 @@ def test_only_the_last_span_is_shown():
 def test_no_points_is_an_empty_chart_with_its_zero_line():
     grid = _grid(chart_lines([], now_s=0.0, width=20, height=5))
     assert grid[2] == "─" * 20 and not any("•" in row for row in grid)
+
+
+def test_the_scale_fits_the_current_phase_and_what_is_beyond_sits_on_the_edge():
+    # a boot 3 s off, then a drift of milliseconds: the scale is the drift's, the boot marked ▼
+    points = [(1.0, -3.0), (2.0, -3.0)] + [(t, -0.0007 * (t - 3)) for t in range(3, 30)]
+    lines = chart_lines(points, now_s=30.0, width=40, height=9, scale_from_s=3.0)
+    grid = _grid(lines)
+    assert lines[0].lstrip().startswith("+20.00 ms")
+    assert grid[8][:3].count("▼") == 2 and grid[8].count("▼") == 2  # the two boot readings, on the edge
+    assert sum(row.count("•") for row in grid) > 20
