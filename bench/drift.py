@@ -375,13 +375,18 @@ def analyse(res: PhaseResult) -> dict:
 
     if sc.policy == "sntpc":
         steps = res.points("guest-sntpc")
-        tt = da.teeth(steps)
-        out["sntpc"] = {"teeth_ms": [o * 1e3 for _, o in tt],
-                        "intervals_s": [b[0] - a[0] for a, b in zip(steps, steps[1:])]}
-        if sc.ppm is not None and tt:
+        corrected = da.teeth(steps)   # what each chronyd -q corrected (one exchange each)
+        # S5's tick changes within a period, so no line fits it: there, the teeth are
+        # what each chronyd -q corrected.
+        heights = (da.sawtooth_heights(res.clock_points(), [t for t, _ in steps]) if sc.ppm is not None
+                   else [(b[0] - a[0], b[1]) for a, b in zip(steps, steps[1:])])
+        out["sntpc"] = {"teeth_ms": [h * 1e3 for _, h in heights],
+                        "periods_s": [p for p, _ in heights],
+                        "corrected_ms": [o * 1e3 for _, o in corrected]}
+        if sc.ppm is not None and heights:
             expected = sc.ppm * 1e-6 * sc.sntpc_s
             out["sntpc"]["expected_tooth_ms"] = expected * 1e3
-            out["sntpc"]["worst_relative_error"] = max(da.relative_error(o, expected) for _, o in tt)
+            out["sntpc"]["worst_relative_error"] = max(da.relative_error(h, expected) for _, h in heights)
 
     if sc.policy in DAEMONS:
         start = policy_at or 0.0
@@ -483,7 +488,7 @@ def checks(figures: list[dict]) -> list[dict]:
         if sn and "expected_tooth_ms" in sn:
             check(f"{f['phase']}: sawtooth teeth",
                   ", ".join(f"{v:+.1f}" for v in sn["teeth_ms"]) + " ms",
-                  f"each within 10 % of {sn['expected_tooth_ms']:+.1f} ms (ppm x {30} s)",
+                  f"each within 10 % of {sn['expected_tooth_ms']:+.1f} ms (ppm x 30 s)",
                   sn["worst_relative_error"] <= TEETH_TOLERANCE and len(sn["teeth_ms"]) >= 2,
                   worst_relative_error=sn["worst_relative_error"])
         hold = f.get("hold")
@@ -546,8 +551,10 @@ def summary_table(figures: list[dict], check_list: list[dict]) -> str:
             parts.append(f"free slope {fr['slope_ppm']:+.1f} ppm"
                          + (f" (set {fr['expected_ppm']:+.0f})" if "expected_ppm" in fr else ""))
         if "sntpc" in f and f["sntpc"]["teeth_ms"]:
-            t = f["sntpc"]["teeth_ms"]
-            parts.append(f"teeth {min(t):+.1f}..{max(t):+.1f} ms over {len(t)}")
+            t, c = f["sntpc"]["teeth_ms"], f["sntpc"]["corrected_ms"]
+            parts.append(f"teeth {min(t):+.1f}..{max(t):+.1f} ms over {len(t)} periods of "
+                         f"{min(f['sntpc']['periods_s']):.1f}..{max(f['sntpc']['periods_s']):.1f} s"
+                         + (f"; each chronyd -q corrected {min(c):+.1f}..{max(c):+.1f} ms" if c else ""))
         if "hold" in f:
             h = f["hold"]
             parts.append(_hold_text(h))

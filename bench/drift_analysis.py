@@ -77,6 +77,20 @@ def clock_filter(samples: Sequence[tuple[float, float, float]], n: int = 8) -> l
     return out
 
 
+def sawtooth_heights(points: Sequence[Point], step_times: Sequence[float], *,
+                     guard_s: float = 1.0) -> list[tuple[float, float]]:
+    """The height of each tooth between two consecutive steps: the slope of the
+    POINTS between them (GUARD_S away from each step) times the time between the
+    steps, so the drift over one period, read from many samples rather than from
+    the two noisy ones at its ends.  Returns (period_s, height)."""
+    out = []
+    for a, b in zip(step_times, step_times[1:]):
+        seg = [p for p in points if a + guard_s <= p[0] <= b - guard_s]
+        if len(seg) >= 4:
+            out.append((b - a, linear_fit(seg)[0] * (b - a)))
+    return out
+
+
 def teeth(steps: Sequence[Point]) -> list[Point]:
     """The sawtooth's teeth: the offset each step corrected, all but the first
     (which corrects the boot offset, not a period's drift)."""

@@ -70,7 +70,7 @@ def make_plots(results, figures, out: Path) -> list[Path]:
             ax.plot([t for t, _ in pts], [o * scale for _, o in pts], ".", ms=2, label="observer")
             steps = r.points("guest-sntpc")[1:]
             ax.plot([t for t, _ in steps], [o * scale for _, o in steps], "v", color="C3",
-                    label="offset corrected by each chronyd -q")
+                    label="offset each chronyd -q corrected (one exchange)")
             teeth = by_label[r.phase.label].get("sntpc", {}).get("teeth_ms", [])
             title = r.phase.scenario.name + (f": teeth {min(teeth):+.1f}..{max(teeth):+.1f} ms"
                                              if teeth else "")

@@ -47,3 +47,14 @@ def test_teeth_skip_the_boot_step_and_nearest_differences():
     diffs = da.nearest_differences([(1.0, 0.003), (9.0, 0.0)], [(1.2, 0.001), (5.0, 0.0)], 0.5)
     assert diffs == [pytest.approx(0.002)]
     assert da.percentile([3, 1, 2], 50) == 2
+
+
+def test_sawtooth_heights_from_the_points_between_steps():
+    steps = [0.0, 31.0, 62.0]
+    pts = []
+    for a, b in zip(steps, steps[1:]):
+        pts += [(a + 0.5 + i * 0.25, -700e-6 * (i * 0.25 + 0.5) + (0.003 if i % 2 else -0.003))
+                for i in range(int((b - a - 1) / 0.25))]
+    heights = da.sawtooth_heights(pts, steps)
+    assert [p for p, _ in heights] == [31.0, 31.0]
+    assert all(h == pytest.approx(-700e-6 * 31.0, rel=0.05) for _, h in heights)
