@@ -157,12 +157,22 @@ def test_guest_gets_host_clock_over_qemu_stream(sockdir):
     support.require_qemu()
     image = support.require_image()
     path = sockdir / "hostclock.sock"
-    with hostclock_run("--qemu-stream", str(path), socket_path=path) as gw:
+    clock_log = sockdir / "clocks.csv"
+    with hostclock_run("--qemu-stream", str(path), "--watch-guest-clock=1", "--guest-clock-log", str(clock_log),
+                       socket_path=path) as gw:
         try:
             console = qemu.boot_guest(image, qemu.stream_netdev(path), timeout=VM_TIMEOUT)
         except qemu.GuestTimeout as e:
             pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
-        _check_guest(console, gw.log())
+        res = _check_guest(console, gw.log())
+        # the gateway read the VM's clock too (its kernel answers ICMP timestamps): guest minus host, so
+        # the opposite of chronyd's offset (server minus local), before the guest stepped it or after
+        rows = [line.split(",") for line in clock_log.read_text().splitlines()[1:]]
+        icmp = [(float(row[3]), float(row[4])) for row in rows if row[5] == "icmp"]
+        assert icmp, f"no ICMP reading of the guest's clock\n{clock_log.read_text()}\n{gw.log()}"
+        for offset, error in icmp:
+            assert min(abs(offset + res["first"]), abs(offset + res["second"])) <= error + 0.005, (icmp, res)
+        print(f"gateway's ICMP readings of the guest: {icmp}")
 
 
 def test_guest_gets_host_clock_over_qemu_dgram(sockdir):

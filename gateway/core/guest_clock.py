@@ -29,12 +29,17 @@ the guest is behind):
   systemd-timesyncd put their clock in the transmit timestamp; chronyd sends
   random bits there. A one-way reading, guest's transmit time minus host's
   arrival time, is used only when it agrees with the guest's previous one:
-  within `ntp_agreement` (10 ms) plus `ntp_drift_allowance` (5 %) of the time
-  between them, which no random 64-bit value meets but a guest drifting by
-  up to 5 % does. The path delay is not seen: the reading is centred in
-  `ntp_transit` (2 ms, a virtual link's datagram from the guest's clock read
-  to the gateway's arrival stamp), its error is half that plus the spread of
-  the two readings' agreement.
+  within `ntp_agreement` (5 ms) plus `ntp_drift_allowance` (1000 ppm, beyond
+  the 500 ppm a Linux kernel slews and Docker's VM's 700 ppm) of the time
+  between them, which no random 64-bit value meets. A delay on the way (the
+  guest's send path, the link, the gateway's own wake-up) only ever lowers a
+  one-way reading, so of the two the higher is taken; the path delay itself is
+  not seen, and the reading assumes it within `ntp_transit` (2 ms): it is
+  centred there, and its error is half of it plus the two readings' spread.
+  A busy host that stamps a request's arrival late reads the guest as behind
+  by that lateness: ICMP readings, which see their round trip, do not. At
+  most one NTP reading per guest per `interval` is made, so a guest that
+  floods NTP requests cannot flood the readings (nor a log of them).
 
 Guests are learned from their traffic (`saw_guest`, which the stack calls for
 every frame from a guest host) and from DHCP leases (`GuestSeen`). Each guest
@@ -47,7 +52,11 @@ after its round closed is dropped and counted in `drops` by reason. A guest
 that never answers costs a bounded number of probes: each silent round
 doubles the wait before the next one; after `max_silent_rounds` the guest is
 given up, until it is seen again after a silence of its own (or takes a new
-DHCP lease). At most `max_guests` guests are watched (the least recently seen
+DHCP lease). A guest that has answered before and falls silent (a VM paused,
+as its host slept) is given up the same way, but its next frame wakes the
+watcher at once, so the reading after it resumes comes within a second; if
+it then stays silent, each further give-up holds it off twice as long
+(from `interval` to an hour) before a frame may wake the watcher again. At most `max_guests` guests are watched (the least recently seen
 makes room), so spoofed sources cannot grow the table.
 
 Sans-IO: every call takes `now` (monotonic seconds) and, where a reading is
@@ -58,7 +67,7 @@ caller sends what `on_timer` returns and collects readings with
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -84,6 +93,8 @@ DEFAULT_IDENTIFIER = 0x6863
 _CLOSED_PROBES_KEPT = 1024
 #: a host clock that moved by more than this against the monotonic clock during a probe: no reading
 _HOST_STEP_TOLERANCE_NS = 2 * _NS_PER_MS
+#: the longest a guest that answered once, then never again, is held off between tries (seconds)
+_MAX_RESUME_HOLD = 3600.0
 
 # drop reasons (every one a timestamp reply that made no reading)
 DROP_SHORT = "guest clock: ICMP timestamp reply shorter than 20 bytes"
@@ -105,6 +116,7 @@ NTP_FIRST = "ntp: a first request (a reading needs two that agree)"
 NTP_DISAGREE = "ntp: transmit timestamp disagrees with the previous request's (random bits, or the clock stepped)"
 NTP_UNKNOWN_GUEST = "ntp: request from a guest not watched"
 NTP_NO_WALL_TIME = "ntp: request given without the host's time of arrival"
+NTP_TOO_SOON = "ntp: the guest's clock was read from NTP less than an interval ago"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +198,8 @@ class GuestClockStatus:
 class _Guest:
     __slots__ = ("mac", "ip", "link", "ip_text", "mac_text", "last_seen", "due", "in_round", "round_start",
                  "round_sent", "next_probe", "round_deadline", "round_seqs", "answers", "silent_rounds",
-                 "given_up", "out_of_step", "last", "readings", "probes_sent", "probes_answered", "ntp_last")
+                 "given_up", "out_of_step", "last", "readings", "probes_sent", "probes_answered", "ntp_last",
+                 "ntp_next", "answered_since_given_up", "given_up_at", "resume_hold")
 
     def __init__(self, mac: bytes, ip: bytes, link: Hashable, now: float, due: float) -> None:
         self.mac = mac
@@ -205,12 +218,16 @@ class _Guest:
         self.answers: list[tuple[int, int, int, int]] = []  # (offset ns, half-width ns, delay ns, wall ns)
         self.silent_rounds = 0
         self.given_up = False
+        self.answered_since_given_up = False
+        self.given_up_at = 0.0
+        self.resume_hold = 0.0  # how long after a give-up a frame of an answering guest resumes it
         self.out_of_step = False
         self.last: GuestClockOffset | None = None
         self.readings = 0
         self.probes_sent = 0
         self.probes_answered = 0
         self.ntp_last: tuple[int, float] | None = None  # (one-way offset ns, now)
+        self.ntp_next = 0.0  # no NTP reading before this (monotonic s)
 
     def timer(self) -> float | None:
         if self.in_round:
@@ -232,8 +249,8 @@ class GuestClockWatcher:
     def __init__(self, gateway_mac: bytes, gateway_ip: bytes, *, interval: float, threshold: float = 0.1,
                  probes_per_reading: int = 4, probe_spacing: float = 0.01025, reply_timeout: float = 1.0,
                  first_probe_delay: float = 0.5, max_silent_rounds: int = 3, max_guests: int = 64,
-                 identifier: int = DEFAULT_IDENTIFIER, ntp_agreement: float = 0.010,
-                 ntp_drift_allowance: float = 0.05, ntp_transit: float = 0.002, max_offsets_kept: int = 4096) -> None:
+                 identifier: int = DEFAULT_IDENTIFIER, ntp_agreement: float = 0.005,
+                 ntp_drift_allowance: float = 0.001, ntp_transit: float = 0.002, max_offsets_kept: int = 4096) -> None:
         if len(gateway_mac) != 6 or len(gateway_ip) != 4:
             raise ValueError("gateway_mac must be 6 bytes and gateway_ip 4 bytes")
         if not interval > 0:
@@ -264,7 +281,7 @@ class GuestClockWatcher:
         self._outstanding: dict[int, _Probe] = {}
         self._closed: OrderedDict[int, str] = OrderedDict()  # seq -> the drop reason of a reply to it now
         self._sequence = 0
-        self._offsets: list[GuestClockOffset] = []
+        self._offsets: deque[GuestClockOffset] = deque()
         self._max_offsets_kept = max_offsets_kept
         #: set when a guest's timer may now be earlier than the last next_timer(): the caller re-reads it
         self.timer_moved = False
@@ -285,8 +302,10 @@ class GuestClockWatcher:
         key = (link, mac, ip)
         guest = self._guests.get(key)
         if guest is not None:
-            if guest.given_up and (lease or now - guest.last_seen > self._silence_to_resume()):
-                # seen again after a silence of its own (a guest that was away), or a new lease: try again
+            if guest.given_up and (lease or now - guest.last_seen > self._silence_to_resume()
+                                   or (guest.probes_answered and now - guest.given_up_at >= guest.resume_hold)):
+                # seen again after a silence of its own (a guest that was away), a new lease, or a guest
+                # that has answered before speaking again (a VM resumed): try again
                 guest.given_up = False
                 guest.silent_rounds = 0
                 guest.due = now + self.first_probe_delay
@@ -412,6 +431,12 @@ class GuestClockWatcher:
         if guest.silent_rounds >= self.max_silent_rounds:
             guest.given_up = True
             guest.due = None
+            guest.given_up_at = now
+            if guest.answered_since_given_up:
+                guest.resume_hold = 0.0
+            else:
+                guest.resume_hold = min(_MAX_RESUME_HOLD, max(self.interval, 2 * guest.resume_hold))
+            guest.answered_since_given_up = False
         else:
             guest.due = max(guest.round_start + self.interval * 2 ** guest.silent_rounds, now)
 
@@ -463,6 +488,7 @@ class GuestClockWatcher:
         guest.round_seqs.discard(seq)
         self._close_probe(seq, DROP_DUPLICATE)
         guest.probes_answered += 1
+        guest.answered_since_given_up = True
         self.probes_answered += 1
         # RFC 5905 §8: theta = ((T2 - T1) + (T3 - T4)) / 2, delta = (T4 - T1) - (T3 - T2); the guest's
         # T2 and T3 are truncated milliseconds, taken at the middle of theirs
@@ -497,10 +523,15 @@ class GuestClockWatcher:
         if spread > self.ntp_agreement_ns + self.ntp_drift_allowance * max(0.0, now - previous_now) * _NS_PER_S:
             self.ntp_unused[NTP_DISAGREE] += 1
             return
-        # guest's send time minus host's arrival time = theta - transit, transit within [0, ntp_transit]
+        if now < guest.ntp_next:
+            self.ntp_unused[NTP_TOO_SOON] += 1
+            return
+        guest.ntp_next = now + self.interval
+        # guest's send time minus host's arrival time = theta - delay, delay >= 0: the higher of the two
+        # was the less delayed (what the guest's clock moved between them is within their spread)
         half_transit = self.ntp_transit_ns // 2
-        error_ns = half_transit + min(spread, self.ntp_agreement_ns) // 2
-        self._reading(guest, wall_ns, one_way + half_transit, error_ns, SOURCE_NTP)
+        best = max(one_way, previous_one_way)
+        self._reading(guest, wall_ns, best + half_transit, half_transit + spread, reading.source)
 
     def _reading(self, guest: _Guest, wall_ns: int, offset_ns: float, error_ns: float, source: str) -> None:
         offset_s = offset_ns / _NS_PER_S
@@ -517,13 +548,13 @@ class GuestClockWatcher:
         guest.readings += 1
         self.readings += 1
         if len(self._offsets) >= self._max_offsets_kept:
-            del self._offsets[0]
+            self._offsets.popleft()
             self.offsets_discarded += 1
         self._offsets.append(offset)
 
     def take_offsets(self) -> list[GuestClockOffset]:
         """The readings made since the last call, oldest first."""
-        offsets, self._offsets = self._offsets, []
+        offsets, self._offsets = list(self._offsets), deque()
         return offsets
 
     @property

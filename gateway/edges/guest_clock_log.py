@@ -32,9 +32,12 @@ class GuestClockLog:
         try:
             self._file.write(HEADER + "\n")
             self._file.flush()
-        except BaseException:
-            self._file.close()
-            raise
+        except OSError as e:  # a full disk at start-up: say which file
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            raise OSError(e.errno, e.strerror, path) from None
 
     def write(self, offset: GuestClockOffset) -> None:
         """One row, flushed."""
