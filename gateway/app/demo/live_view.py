@@ -95,8 +95,11 @@ class LiveView:
         for label, text in clock_rows(state):
             clock.add_row(label, text)
         points = [(state.since_start(r), r.offset_s) for r in state.readings]
-        phase_start = state.phases.all[-1].start_s if state.phases.all else None
-        scale_from = max(phase_start or 0.0, state.elapsed_s() - SCALE_WINDOW_S)
+        # the scale: the readings of the phase the latest reading is in, at most 30 s before it (while
+        # the VM is stopped there are none new: the scale stays that of the phase before)
+        last_t = points[-1][0] if points else 0.0
+        phase_start = max((p.start_s for p in state.phases.all if p.start_s <= last_t), default=0.0)
+        scale_from = max(phase_start, last_t - SCALE_WINDOW_S)
         chart = Text("\n".join(chart_lines(points, now_s=state.elapsed_s(), width=width - 16, height=9,
                                        span_s=CHART_SPAN_S, scale_from_s=scale_from)))
         gateway = Table.grid(padding=(0, 2))

@@ -100,28 +100,38 @@ def _plot(axes, readings: Sequence[Reading], started_unix: float, *, scale_for: 
     axes.set_xlabel("seconds since the guest started")
     axes.set_ylabel(f"guest − host ({unit})")
     if readings:
-        axes.legend(loc="lower left", fontsize=8)
+        axes.legend(loc="best", fontsize=8)
     axes.grid(True, alpha=0.3)
 
 
 def _plot_clipped(axes, readings: Sequence[Reading], started_unix: float, *, since_s: float) -> None:
-    """The whole run on the scale of the readings from `since_s` on (the drift and the correction);
-    earlier ones off that scale (the boot, a few seconds off) are marked at the edge with their value."""
+    """The whole run on the scale of most readings from `since_s` on (the drift and the correction:
+    95 % of them); the others (the boot seconds off, the jump after a pause) are marked at the edge,
+    each run of them with its largest value."""
     scaled = [r for r in readings if r.time_unix_s - started_unix >= since_s] or list(readings)
-    scale, unit = _unit([r.offset_s for r in scaled])
-    low = min(r.offset_s for r in scaled) if scaled else -1.0
-    high = max(r.offset_s for r in scaled) if scaled else 1.0
-    margin = max((high - low) * 0.15, 1e-4)
-    low, high = low - margin, high + margin
+    sizes = sorted(abs(r.offset_s) for r in scaled)
+    extent = max(sizes[min(len(sizes) - 1, int(len(sizes) * 0.95))] if sizes else 0.0, 1e-3)
+    low, high = -extent * 1.15, extent * 1.15
+    scale, unit = _unit([extent])
     inside = [r for r in readings if low <= r.offset_s <= high]
-    _plot(axes, inside, started_unix, scale_for=scaled, scale=scale, unit=unit)
-    outside = [r for r in readings if not low <= r.offset_s <= high]
-    if outside:
-        edge = [low * scale if r.offset_s < low else high * scale for r in outside]
-        axes.plot([r.time_unix_s - started_unix for r in outside], edge, "v", color="#c0392b", markersize=5, zorder=4)
-        worst = max(outside, key=lambda r: abs(r.offset_s))
+    _plot(axes, inside, started_unix, scale_for=inside, scale=scale, unit=unit)
+    runs: list[list[Reading]] = []
+    for r in readings:
+        if low <= r.offset_s <= high:
+            if runs and runs[-1]:
+                runs.append([])
+            continue
+        if not runs:
+            runs.append([])
+        runs[-1].append(r)
+    for run in (run for run in runs if run):
+        edge = [low * scale if r.offset_s < low else high * scale for r in run]
+        axes.plot([r.time_unix_s - started_unix for r in run], edge, "v" if edge[0] < 0 else "^", color="#c0392b",
+                  markersize=5, zorder=4)
+        worst = max(run, key=lambda r: abs(r.offset_s))
         axes.annotate(f"{worst.offset_s:+.3f} s (off the scale)", (worst.time_unix_s - started_unix, edge[0]),
-                      textcoords="offset points", xytext=(6, 8), fontsize=8, color="#c0392b")
+                      textcoords="offset points", xytext=(6, 8 if edge[0] < 0 else -14), fontsize=8,
+                      color="#c0392b")
     axes.set_ylim(low * scale, high * scale)
 
 
