@@ -118,7 +118,7 @@ class LiveView:
             Panel(gateway, title="gateway", title_align="left", width=width),
         ]
         if state.events:
-            parts.append(Text("\n".join(line for _, line in state.events), style="dim", no_wrap=True,
+            parts.append(Text("\n".join(line for _, line in state.event_lines()), style="dim", no_wrap=True,
                               overflow="ellipsis"))
         parts.append(Text("q or Ctrl-C stops the demo", style="dim"))
         return Group(*parts)

@@ -24,7 +24,7 @@ class PlainView:
         self.out.flush()
 
     def update(self, state: DemoState) -> None:
-        for number, line in state.events:
+        for number, line in state.event_lines():
             if number > self._events_shown:
                 print(f"hostclock demo: {line}", file=self.out)
         self._events_shown = state.event_count

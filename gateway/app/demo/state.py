@@ -35,7 +35,9 @@ class DemoState:
     #: the gateway's figures (`ObservedGateway.figures()`), refreshed by the view's tick
     figures: dict[str, Any] = field(default_factory=dict)
     #: the last few log lines (attached, detached, the guest's console milestones)
-    events: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+    #: (number, monotonic time, text): shown against the timeline's t = 0 of the moment, so that what
+    #: happened before the guest (re)started shows as negative seconds
+    events: deque[tuple[int, float, str]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     #: how many events there have been (the number of the latest)
     event_count: int = 0
     #: what the demo is doing now, when it is not plain running: "booting the VM", ...
@@ -56,4 +58,13 @@ class DemoState:
 
     def event(self, line: str) -> None:
         self.event_count += 1
-        self.events.append((self.event_count, f"{self.elapsed_s():6.1f} s  {line}"))
+        self.events.append((self.event_count, time.monotonic(), line))
+
+    def event_lines(self) -> list[tuple[int, str]]:
+        """(number, '  12.3 s  text') of the events kept, oldest first."""
+        return [(number, f"{_not_minus_zero(at - self.started_monotonic):6.1f} s  {text}")
+                for number, at, text in self.events]
+
+
+def _not_minus_zero(seconds: float) -> float:
+    return 0.0 if -0.05 < seconds < 0.05 else seconds
