@@ -39,7 +39,7 @@ def test_ctrl_c_tears_everything_down(tmp_path, when):
     status = tmp_path / "status"
     session = f"hcdemo-test-{uuid.uuid4().hex[:8]}"
     command = " ".join(shlex.quote(a) for a in [hostclock_cli(), "demo", "--accel", "tcg", "--out", str(tmp_path / "out")])
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "45", "env", "LANG=C.UTF-8",
+    subprocess.run(["tmux", "-L", session, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "120", "-y", "45", "env", "LANG=C.UTF-8",
                     "sh", "-c", f"trap 'true' INT; {command}; echo $? > {status}; sleep 60"], check=True, timeout=10)
     try:
         deadline = time.monotonic() + 120
@@ -47,20 +47,20 @@ def test_ctrl_c_tears_everything_down(tmp_path, when):
         while when not in screen:
             assert time.monotonic() < deadline, f"never saw {when!r}:\n{screen}"
             time.sleep(0.2)
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+            screen = subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-t", session], capture_output=True,
                                     text=True).stdout
         socket_dirs = private_dirs() - before
-        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True, timeout=10)
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "C-c"], check=True, timeout=10)
         deadline = time.monotonic() + 30
         while not (status.exists() and status.read_text().strip()):
             assert time.monotonic() < deadline, "the demo did not stop within 30 s of Ctrl-C"
             time.sleep(0.2)
         assert status.read_text().strip() == "0"
-        final = subprocess.run(["tmux", "capture-pane", "-p", "-S", "-200", "-t", session], capture_output=True,
+        final = subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-S", "-200", "-t", session], capture_output=True,
                                text=True).stdout
         assert "stopped (SIGINT received)" in final, final
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True, timeout=10)
     assert private_dirs() - before == set(), "the private directory (the gateway's socket) is left"
     for name in socket_dirs:
         assert _processes(name) == [], f"something still uses /tmp/{name}"
