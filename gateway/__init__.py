@@ -27,8 +27,8 @@ frame's link (any hashable key) and the host's Unix time in ns,
 ``watcher.on_timer(now, time.time_ns())`` returns when ``watcher.next_timer()``
 comes (``(link, frame)`` pairs), and takes the readings (`GuestClockOffset`:
 guest minus host, with its error) from ``watcher.take_offsets()``. Under trio,
-`Gateway` does all that: ``gateway.guest_clock.guests()`` and
-``gateway.counters()["guest_clock"]`` hold each guest's latest reading, and
+`Gateway` does all that: ``Gateway.guest_clock.guests()`` and
+``Gateway.counters()["guest_clock"]`` hold each guest's latest reading, and
 ``serve(..., guest_clock_log=PATH)`` writes the CSV `hostclock run
 --guest-clock-log` writes.
 

@@ -68,7 +68,8 @@ def test_cpio_rejects_missing_parent_and_bad_paths():
         w.add_file("../evil", b"")
 
 
-@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox not installed")
+@pytest.mark.clients  # busybox cpio: a real reader of the archive
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox not installed (apt-get install busybox-static)")
 def test_cpio_newc_read_by_busybox_cpio(tmp_path):
     """An independent reader (busybox cpio) accepts the archive."""
     archive = tmp_path / "a.cpio"

@@ -368,7 +368,7 @@ def test_ntp_requests_that_agree_make_a_one_way_reading():
     (offset,) = watcher.take_offsets()
     assert offset.source == "ntp" and offset.crossing == "out"
     assert offset.offset_s == pytest.approx(-0.25, abs=offset.error_s)
-    assert offset.error_s == pytest.approx(0.001)  # half the 2 ms transit allowance, the two agree exactly
+    assert offset.error_s == pytest.approx(0.002)  # half the 4 ms transit allowance, the two agree exactly
 
 
 def test_ntp_random_transmit_timestamps_make_no_reading():
@@ -390,11 +390,11 @@ def test_ntp_agreement_allows_for_drift_over_the_time_between_requests():
     # 100 s later the guest has lost 70 ms (700 ppm: Docker's VM): still agrees
     watcher.receive_reading(ntp_reading(NOON + 100 * S - 70 * MS), LINK, 100.0, NOON + 100 * S)
     (drifted,) = watcher.take_offsets()
-    assert drifted.offset_s == pytest.approx(0.001) and drifted.error_s == pytest.approx(0.071)
+    assert drifted.offset_s == pytest.approx(0.002) and drifted.error_s == pytest.approx(0.072)
     # then a step of 2 s within 1 s: disagrees, and the next request agrees with the stepped clock
     watcher.receive_reading(ntp_reading(NOON + 111 * S + 2 * S), LINK, 111.0, NOON + 111 * S)
     watcher.receive_reading(ntp_reading(NOON + 112 * S + 2 * S), LINK, 112.0, NOON + 112 * S)
-    assert [round(o.offset_s, 3) for o in watcher.take_offsets()] == [2.001]
+    assert [round(o.offset_s, 3) for o in watcher.take_offsets()] == [2.002]
     # a guest losing 2 % (tick 9800) between requests 30 s apart: beyond the allowance, no reading
     watcher.receive_reading(ntp_reading(NOON + 142 * S + 2 * S - 600 * MS), LINK, 142.0, NOON + 142 * S)
     assert watcher.take_offsets() == [] and watcher.ntp_unused[gc.NTP_DISAGREE] == 2
@@ -416,7 +416,7 @@ def test_ntp_the_less_delayed_of_two_agreeing_requests_is_taken():
     watcher.receive_reading(ntp_reading(NOON), LINK, 0.0002, NOON + 200_000)
     watcher.receive_reading(ntp_reading(NOON + S), LINK, 1.0015, NOON + S + 1_500_000)
     (offset,) = watcher.take_offsets()
-    assert offset.offset_s == pytest.approx(0.0008) and abs(offset.offset_s) <= offset.error_s
+    assert offset.offset_s == pytest.approx(0.0018) and abs(offset.offset_s) <= offset.error_s
 
 
 def test_ntp_readings_in_another_era_are_placed_modulo_the_era():
