@@ -93,7 +93,7 @@ def sawtooth_heights(points: Sequence[Point], step_times: Sequence[float], *,
 
 def teeth(steps: Sequence[Point]) -> list[Point]:
     """The sawtooth's teeth: the offset each step corrected, all but the first
-    (which corrects the boot offset, not a period's drift)."""
+    (the step at the start, which corrects the boot offset, not a period's drift)."""
     return sorted(steps)[1:]
 
 

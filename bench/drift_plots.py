@@ -68,7 +68,7 @@ def make_plots(results, figures, out: Path) -> list[Path]:
             pts = r.clock_points()
             scale, unit = (1.0, "s") if r.phase.scenario.tick == 9800 else (1e3, "ms")
             ax.plot([t for t, _ in pts], [o * scale for _, o in pts], ".", ms=2, label="observer")
-            steps = r.points("guest-sntpc")[1:]
+            steps = r.points("guest-sntpc")
             ax.plot([t for t, _ in steps], [o * scale for _, o in steps], "v", color="C3",
                     label="offset each chronyd -q corrected (one exchange)")
             teeth = by_label[r.phase.label].get("sntpc", {}).get("teeth_ms", [])

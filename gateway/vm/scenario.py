@@ -29,6 +29,8 @@ Sources of observations (what the guest prints; see gateway/vm/guest/init):
   (``chronyd -x``), polling the gateway every 2^``observe_poll`` s; its
   measurements log, as for ``guest-measurements``.  The main inside view.
 * ``guest-probe``: a ``chronyd -Q`` (query only) every ``probe_s`` seconds.
+* ``guest-first``: the offset the guest's first ``chronyd -q`` corrected, at the
+  start of every drift scenario (the RTC had given it the time to the second).
 * ``guest-sntpc``: the offset each ``chronyd -q`` of the sntpc policy corrected
   (the sawtooth's tooth, just before it is cut).
 * ``guest-measurements``: the chronyd daemon's ``log measurements`` lines
@@ -141,7 +143,7 @@ def observe(t: float, text: str) -> Observation | None:
             return Observation(t, "guest-tick", None, {"tick": int(fields["value"])})
         if kind == "policy" and "name" in fields:
             return Observation(t, "guest-policy", None, {"policy": fields["name"]})
-        if kind in ("probe", "sntpc") and "wrong_by" in fields:
+        if kind in ("probe", "sntpc", "first") and "wrong_by" in fields:
             wrong_by = _float(fields["wrong_by"])
             if wrong_by is not None:
                 # chronyd: "wrong by +X" means the clock is X behind.

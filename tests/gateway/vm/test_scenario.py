@@ -43,6 +43,7 @@ def test_probe_wrong_by_means_behind():
     assert (o.source, o.offset_s, o.t) == ("guest-probe", pytest.approx(-0.0125), 1.0)
     assert observe(1.0, "HOSTCLOCK-OBS sntpc wrong_by=-0.5").offset_s == pytest.approx(0.5)
     assert observe(1.0, "HOSTCLOCK-OBS probe failed") is None
+    assert observe(1.0, "HOSTCLOCK-OBS first wrong_by=0.9").source == "guest-first"
 
 
 MEASUREMENT = ("HOSTCLOCK-LOG {kind} 2026-12-01 21:16:00 192.168.65.1    N 10 111 111 {t3}  -2 -2 0.70"
