@@ -100,3 +100,23 @@ def test_pause_at_with_the_netns_guest_is_a_misconfiguration(tmp_path):
                           text=True, timeout=30, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip().endswith("needs the VM guest (leave out --guest netns)")
     assert os.listdir(tmp_path) == []
+
+
+def test_no_kernel_package_reachable_is_one_line_naming_the_fix(tmp_path):
+    """apt knows no guest kernel (no package lists): the VM demo stops before making anything."""
+    if os.geteuid() != 0:
+        pytest.skip("the root check comes first")
+    from gateway.app.demo.preflight import find_tool
+
+    if find_tool("qemu-system-x86_64") is None:
+        pytest.skip("the QEMU check comes first")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # an apt-cache whose lists are empty, as before the first apt-get update
+    (fake / "apt-cache").write_text("#!/bin/sh\necho 'W: No packages found' >&2\nexit 0\n")
+    (fake / "apt-cache").chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", HOSTCLOCK_VM_CACHE=str(tmp_path / "empty-cache"))
+    line = _one_line_error([hostclock_cli(), "demo"], work, env=env)
+    assert "no guest kernel package reachable" in line and "apt-get update" in line and "--guest netns" in line
