@@ -31,7 +31,7 @@ from gateway.app.config import Config
 from gateway.app.demo.errors import DemoFailed
 from gateway.app.demo.image_build import ImageUnavailable, prepare_image
 from gateway.app.demo.observed import ObservedGateway
-from gateway.app.demo.preflight import DemoUnavailable, check_kernel_package, check_vm_demo
+from gateway.app.demo.preflight import check_kernel_package, check_vm_demo
 from gateway.app.demo.readings import Reading
 from gateway.app.demo.resources import DemoNames, Resources, end_with_this_process
 from gateway.app.demo.state import DemoState

@@ -3,8 +3,6 @@ and during the boot, no QEMU, no image build, no private directory or socket is 
 
 from __future__ import annotations
 
-import os
-import re
 import shlex
 import subprocess
 import time
