@@ -18,6 +18,7 @@ def _dump(signum, frame) -> None:
         json.dump({"modules": len(names), "scapy": [n for n in names if n.split(".")[0] == "scapy"],
                    "demo_libraries": [n for n in names if n.split(".")[0] in ("rich", "matplotlib")],
                    "demo_modules": [n for n in names if n.startswith("gateway.app.demo")],
+                   "vm_modules": [n for n in names if n == "gateway.vm" or n.startswith("gateway.vm.")],
                    "top_level": sorted({n.split(".")[0] for n in names})}, f)
 
 

@@ -1,5 +1,6 @@
 """`hostclock run` does not import the demo's libraries: a serving gateway has no rich, no
-matplotlib, and of the demo only its argument definitions (the parser is built at start-up)."""
+matplotlib, no gateway.vm, and of the demo only its argument definitions (the parser is built
+at start-up)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,4 @@ def test_a_serving_gateway_has_not_imported_rich_or_matplotlib(tmp_path):
         proc.communicate(timeout=10)
     assert modules["demo_libraries"] == []
     assert modules["demo_modules"] == ["gateway.app.demo", "gateway.app.demo.arguments"]
+    assert modules["vm_modules"] == []  # the guest image and QEMU runner come with the demo only
