@@ -8,6 +8,7 @@ directory. The same when it is stopped half-way by Ctrl-C or by `q`.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -40,6 +41,9 @@ class Terminal:
         wrapped = f"trap 'true' INT; {command}; echo $? > {shlex.quote(status_file)}; sleep 60"
         subprocess.run([*self.tmux, "-f", "/dev/null", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "45",
                         "env", "LANG=C.UTF-8", "TERM=xterm-256color", "sh", "-c", wrapped], check=True, timeout=10)
+        #: the server's socket file, which kill-server leaves behind
+        self.socket_path = subprocess.run([*self.tmux, "display-message", "-p", "#{socket_path}"], capture_output=True,
+                                          text=True, timeout=10).stdout.strip()
 
     def screen(self, history: bool = False) -> str:
         argv = [*self.tmux, "capture-pane", "-p", "-t", self.name] + (["-S", "-200"] if history else [])
@@ -72,6 +76,11 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run([*self.tmux, "kill-server"], capture_output=True, timeout=10)
+        if self.socket_path.startswith("/") and os.path.basename(self.socket_path) == self.name:
+            try:
+                os.unlink(self.socket_path)
+            except FileNotFoundError:
+                pass
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ and during the boot, no QEMU, no image build, no private directory or socket is 
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import time
@@ -39,6 +40,8 @@ def test_ctrl_c_tears_everything_down(tmp_path, when):
     command = " ".join(shlex.quote(a) for a in [hostclock_cli(), "demo", "--accel", "tcg", "--out", str(tmp_path / "out")])
     subprocess.run(["tmux", "-L", session, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "120", "-y", "45", "env", "LANG=C.UTF-8",
                     "sh", "-c", f"trap 'true' INT; {command}; echo $? > {status}; sleep 60"], check=True, timeout=10)
+    socket_path = subprocess.run(["tmux", "-L", session, "display-message", "-p", "#{socket_path}"],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
     try:
         deadline = time.monotonic() + 120
         screen = ""
@@ -59,6 +62,8 @@ def test_ctrl_c_tears_everything_down(tmp_path, when):
         assert "stopped (SIGINT received)" in final, final
     finally:
         subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True, timeout=10)
+        if socket_path.endswith("/" + session) and os.path.exists(socket_path):
+            os.unlink(socket_path)  # kill-server leaves the server's socket file
     assert private_dirs() - before == set(), "the private directory (the gateway's socket) is left"
     for name in socket_dirs:
         assert _processes(name) == [], f"something still uses /tmp/{name}"
