@@ -68,3 +68,38 @@ def test_ctrl_c_tears_everything_down(tmp_path, when):
     for name in socket_dirs:
         assert _processes(name) == [], f"something still uses /tmp/{name}"
     assert _processes("gateway.app.demo.image_build") == []
+
+
+def test_sigterm_while_the_vm_runs_tears_everything_down(tmp_path):
+    import signal
+    import threading
+
+    _require_vm_demo()
+    before = private_dirs()
+    proc = subprocess.Popen([hostclock_cli(), "demo", "--no-live", "--accel", "tcg", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    seen: list[str] = []
+    drifting = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            seen.append(line)
+            if "no time sync for" in line:
+                drifting.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert drifting.wait(timeout=150), "the VM never reached its drift phase:\n" + "".join(seen[-30:])
+        sockets = private_dirs() - before
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    assert "stopped (SIGTERM received)" in "".join(seen)
+    assert private_dirs() - before == set()
+    for name in sockets:
+        assert _processes(name) == [], f"something still uses /tmp/{name}"
