@@ -1,7 +1,7 @@
 """A real VM's time daemon through hostclock, QEMU's own user networking and passt: the jitter of each.
 
-The guest (tests/vm: a Debian kernel and a busybox + chronyd initramfs, QEMU/TCG)
-boots with `hostclock.measure=SECONDS`: its chronyd runs as the guest's time daemon
+The guest (gateway/vm: a Debian kernel and a busybox + chronyd initramfs, QEMU/TCG)
+boots with `hostclock.mode=measure hostclock.duration=SECONDS`: its chronyd runs as the guest's time daemon
 (it disciplines the GUEST clock, inside the VM), polls its server 4 times a second
 and logs each measurement; the bench reads the log from the serial console. Paths,
 one VM each, in turn (each the guest's only NIC):
@@ -33,7 +33,7 @@ import subprocess
 import tempfile
 import time
 
-from .common import TESTS, Child, Figure, hostclock_argv, percentile, realpeers
+from .common import Child, Figure, hostclock_argv, percentile, realpeers
 
 NAME = "vm_jitter"
 #: not in `python -m bench --quick`
@@ -48,12 +48,8 @@ _LABELS = {"hostclock": "VM chronyd via hostclock --qemu-stream, embedded respon
 
 
 def _vm_tools():
-    import sys
-
-    if str(TESTS.parent) not in sys.path:
-        sys.path.insert(0, str(TESTS.parent))
-    from tests.vm import guest_image, qemu
-    return guest_image, qemu
+    from gateway.vm import image, qemu
+    return image, qemu
 
 
 def _measurements(console: str) -> list[tuple[float, float]]:
@@ -104,7 +100,7 @@ def run(quick: bool = False) -> list[Figure]:
     rp = realpeers()
     stats: dict[str, dict] = {}
     with rp.ChronyServer(stratum=1) as chrony, tempfile.TemporaryDirectory(prefix="hc-bench-vm-") as tmp:
-        hc_append = f"{qemu.static_append()} hostclock.measure={MEASURE_SECONDS}"
+        hc_append = f"{qemu.static_append()} hostclock.mode=measure hostclock.duration={MEASURE_SECONDS}"
         for key in _PATHS:
             sock = f"{tmp}/{key}.sock"
             if key.startswith("hostclock"):
@@ -114,7 +110,7 @@ def run(quick: bool = False) -> list[Figure]:
                     console = _boot(qemu, image, qemu.stream_netdev(sock), hc_append)
             elif key == "qemu_user":
                 append = (f"{qemu.static_append('10.0.2.15/24', '10.0.2.2', '10.0.2.2')} "
-                          f"hostclock.ntpport={chrony.port} hostclock.measure={MEASURE_SECONDS}")
+                          f"hostclock.ntpport={chrony.port} hostclock.mode=measure hostclock.duration={MEASURE_SECONDS}")
                 console = _boot(qemu, image, "user,id=n0,net=10.0.2.0/24,restrict=off,ipv6=off", append)
             else:
                 passt = subprocess.Popen(
@@ -130,7 +126,7 @@ def run(quick: bool = False) -> list[Figure]:
                         time.sleep(0.05)
                     console = _boot(qemu, image, qemu.stream_netdev(sock),
                                     f"{qemu.static_append()} hostclock.ntpport={chrony.port} "
-                                    f"hostclock.measure={MEASURE_SECONDS}")
+                                    f"hostclock.mode=measure hostclock.duration={MEASURE_SECONDS}")
                 finally:
                     passt.terminate()
                     try:

@@ -3,7 +3,7 @@
 ``hostclock run --qemu-stream PATH`` (listens on PATH) or
 ``hostclock run --qemu-dgram PATH`` (binds PATH, replies to the peer address a
 frame came from) is started as a subprocess and prints a ready line on stdout.
-The guest (tests/vm/guest/init) boots under QEMU/TCG with its only NIC on that
+The guest (gateway/vm/guest/init) boots under QEMU/TCG with its only NIC on that
 socket, takes a DHCP lease whose NTP server (option 42) must be the gateway,
 measures its clock with ``chronyd -Q`` (first offset: the RTC's error, up to
 about a second), steps the GUEST clock inside the VM (chrony's one-shot mode, -q) and measures again
@@ -29,11 +29,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.vm import qemu
+
 try:
-    from tests.vm import qemu, support
+    from tests.vm import support
 except ImportError:  # pytest put tests/ rather than the repo root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.vm import qemu, support
+    from tests.vm import support
 
 GATEWAY = "192.168.65.1"
 

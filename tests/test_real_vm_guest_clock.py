@@ -19,7 +19,8 @@ import time
 import pytest
 from gateway_process import GatewayProcess
 
-from tests.vm import qemu, support
+from gateway.vm import qemu
+from tests.vm import support
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

@@ -9,6 +9,7 @@
     hostclock run --tap hc0 --watch-guest-clock=5 --guest-clock-log clocks.csv
                                                  ... reading each guest's clock every 5 s, one CSV row each
     hostclock replay guest.pcap --out out.pcap   replay a capture through the gateway (no network)
+    hostclock demo --guest netns                 the demo: a guest on the gateway, its clock shown live
 
 A configuration or start-up problem ends with one line on stderr and exit
 status 2 (bad configuration) or 1 (could not start), never a traceback.
@@ -56,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _startup_failure(e: BaseException) -> Exception | None:
     """The configuration or start-up error behind `e`, found inside trio's exception groups too."""
-    if isinstance(e, (ConfigError, TransportError, StartupError)):
+    from gateway.app.demo.errors import DemoFailed
+
+    if isinstance(e, (ConfigError, TransportError, StartupError, DemoFailed)):
         return e
     if isinstance(e, BaseExceptionGroup):
         for inner in e.exceptions:
@@ -89,6 +92,12 @@ async def _replay(args: argparse.Namespace, config: Config) -> int:
     from gateway.replay.command import run_replay
 
     return run_replay(args, config)
+
+
+async def _demo(args: argparse.Namespace, config: Config) -> int:
+    from gateway.app.demo.command import run_demo
+
+    return await run_demo(args, config)
 
 
 async def _list_plugins(args: argparse.Namespace, config: Config) -> int:
@@ -200,6 +209,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_gateway_arguments(replay)
     _add_plugin_arguments(replay, "replay")
     replay.set_defaults(command=_replay)
+
+    demo = commands.add_parser("demo", help="the standalone demo: a guest whose clock you watch being kept on the host's",
+                               description="Start the gateway in-process and a guest on it (a VM under QEMU whose "
+                                           "clock drifts, or a network namespace with query-mode NTP clients), show "
+                                           "the guest's clock offset and the gateway's figures live, and write "
+                                           "DIR/demo.csv and DIR/demo.png when it stops (q, Ctrl-C, --duration).")
+    from gateway.app.demo.arguments import add_demo_arguments
+
+    add_demo_arguments(demo)
+    _add_config_arguments(demo)
+    demo.set_defaults(command=_demo)
 
     listing = commands.add_parser("plugins", help="list the plugins hostclock can run",
                                   description="List built-in plugins and those installed as entry points "
