@@ -182,6 +182,15 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="hand the guest this DNS server (option 6; repeatable). None by default: "
                            "nothing on the gateway answers DNS")
     _add_responder_arguments(run)
+    access = run.add_argument_group("access (who can get in)")
+    access.add_argument("--socket-mode", metavar="OCTAL",
+                        help="permission bits of the transport's socket file (0600: only its owner may connect)")
+    access.add_argument("--socket-group", metavar="GROUP",
+                        help="group of the transport's socket file (with --socket-mode 0660, the group may connect)")
+    access.add_argument("--user", metavar="NAME",
+                        help="after opening the TAP device and sockets as root, run as this user")
+    access.add_argument("--max-guests", metavar="N", type=int,
+                        help="connections a listening transport serves at once; more are refused (64)")
     run.set_defaults(command=_run)
 
     serve = commands.add_parser("serve", help="run only the SNTP responder on loopback",
@@ -211,7 +220,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML file with [gateway], [time], [responder], [dhcp] tables")
+    parser.add_argument("--config", metavar="FILE", help="TOML file with [gateway], [time], [responder], [dhcp], [access] tables")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
@@ -240,6 +249,7 @@ _FLAG_SECTIONS = {
     "time": ("upstream", "allow_remote_upstream"),
     "responder": ("stratum", "refid", "report_unsync"),
     "dhcp": ("dhcp_enabled", "dns_servers"),
+    "access": ("socket_mode", "socket_group", "user", "max_guests"),
 }
 #: flags whose argparse name is not the configuration field's (field names repeat across sections)
 _FLAG_FIELDS = {"dhcp_enabled": "enabled"}

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.app.access import AccessConfig
 from gateway.core.addresses import parse_ipv4
 from gateway.core.config import ConfigError, GatewayConfig, parse_host_port
 
-__all__ = ["ConfigError", "GatewayConfig", "TimeConfig", "DhcpConfig", "ResponderConfig", "Config",
+__all__ = ["AccessConfig", "ConfigError", "GatewayConfig", "TimeConfig", "DhcpConfig", "ResponderConfig", "Config",
            "parse_host_port", "DEFAULT_RESPONDER_LISTEN"]
 
 DEFAULT_RESPONDER_LISTEN = "127.0.0.1:0"  # an ephemeral loopback port for the embedded responder
@@ -121,8 +122,10 @@ class Config:
     time: TimeConfig = field(default_factory=TimeConfig)
     responder: ResponderConfig = field(default_factory=ResponderConfig)
     dhcp: DhcpConfig = field(default_factory=DhcpConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
 
-    _SECTIONS = {"gateway": GatewayConfig, "time": TimeConfig, "responder": ResponderConfig, "dhcp": DhcpConfig}
+    _SECTIONS = {"gateway": GatewayConfig, "time": TimeConfig, "responder": ResponderConfig, "dhcp": DhcpConfig,
+                 "access": AccessConfig}
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, source: str = "configuration") -> "Config":

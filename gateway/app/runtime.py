@@ -32,6 +32,7 @@ from typing import Any
 
 import trio
 
+from gateway.app.access import drop_privileges, grant_socket_access
 from gateway.core.addresses import format_ipv4
 from gateway.app.assembly import build_stack
 from gateway.app.config import Config, parse_host_port
@@ -81,6 +82,12 @@ def make_room_for_flows(max_flows: int) -> bool:
     return False
 
 
+def _socket_path(transport: Transport) -> str | None:
+    """The socket file a transport listens on (`--qemu-stream PATH`, ...), or None (a TAP, stdio)."""
+    path = getattr(transport, "path", None)
+    return path if isinstance(path, str) else None
+
+
 class Gateway:
     """A running hostclock gateway: one transport, one stack, the time service and any others."""
 
@@ -121,6 +128,8 @@ class Gateway:
         (`make_room_for_flows`).
         """
         started = False
+        if hasattr(self.transport, "max_guests"):  # a listening transport: how many guests it serves at once
+            self.transport.max_guests = self.config.access.max_guests
         make_room_for_flows(self.time_service.flows.max_flows)
         if self.pcap_path is not None:
             # buffered writes of wall-clock-stamped records (no scapy here); flushed and closed on exit
@@ -128,6 +137,7 @@ class Gateway:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.transport.run, self._on_frame)
+                grant_socket_access(_socket_path(self.transport), self.config.access)
                 if self.config.time.upstream is None:
                     from plugins.ntp.server import SntpServer
 
@@ -141,6 +151,8 @@ class Gateway:
                 await nursery.start(driver.run)
                 self._drivers[self.time_service.port] = driver
                 nursery.start_soon(self._report_drops)
+                # everything privileged is open (the TAP, the socket file, the responder's port)
+                drop_privileges(self.config.access.user)
                 started = True
                 gw = self.config.gateway
                 task_status.started(
