@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from gateway.app.config import DEFAULT_RESPONDER_LISTEN, Config, ConfigError
+from gateway.app.failures import ServingFailed
 from gateway.edges.transports import TRANSPORTS, TransportError, make_transport
 
 __all__ = ["main"]
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _startup_failure(e: BaseException) -> Exception | None:
     """The configuration or start-up error behind `e`, found inside trio's exception groups too."""
-    if isinstance(e, (ConfigError, TransportError, StartupError)):
+    if isinstance(e, (ConfigError, TransportError, StartupError, ServingFailed)):
         return e
     if isinstance(e, BaseExceptionGroup):
         for inner in e.exceptions:

@@ -31,12 +31,14 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from typing import Callable
 
 import trio
 
 from gateway.app.config import ResponderConfig, parse_host_port
+from gateway.app.failures import ServingFailed
 
 from plugins.ntp.drops import SntpDrop
 from plugins.ntp.host_clock import measure_precision, now_ns, read_kernel_time_state
@@ -44,7 +46,8 @@ from plugins.ntp.kernel_state import KernelTimeState
 from plugins.ntp.responder import Responder, ServerState
 from plugins.ntp.timestamps import unix_ns_to_ntp
 
-__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER", "STOP_WAIT"]
+__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER", "STOP_WAIT", "MAX_RESTARTS",
+           "RESTART_WINDOW"]
 
 logger = logging.getLogger("hostclock.sntp")
 
@@ -60,6 +63,10 @@ DRAIN_BATCH = 256
 _NS_PER_S = 1_000_000_000
 #: seconds shutdown waits for the serving thread after waking it, and again after shutdown(2)
 STOP_WAIT = 1.0
+#: the serving thread's loop is restarted after a failure at most this many times within
+#: RESTART_WINDOW seconds; one more and the responder (so the gateway) stops, exit 1
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
 
 
 class SntpServer:
@@ -79,6 +86,8 @@ class SntpServer:
         self._read_kernel_state = read_kernel_state
         self.precision = measure_precision(self._clock) if precision is None else precision
         self.answered = 0
+        #: times the serving thread's loop failed and was started again
+        self.restarts = 0
         self._stopping = False
         self._thread_stopped: threading.Event | None = None
         self.bound_address: tuple[str, int] | None = None
@@ -166,11 +175,10 @@ class SntpServer:
         closing = threading.Lock()
         abandoned = False
 
-        def serve_in_thread() -> None:
+        def serve_in_thread() -> Exception | None:
             try:
                 sock.setblocking(True)  # receives wait in the kernel, the GIL released; sends never wait
-                while not self._drain(sock):
-                    pass
+                return self._serve_restarting(sock)
             finally:
                 with closing:
                     stopped.set()
@@ -178,7 +186,14 @@ class SntpServer:
                         sock.close()
 
         try:
-            await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
+            failure = await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
+            # the thread returns only to stop (then this task is being cancelled) or for good
+            raise ServingFailed(f"SNTP responder on {self.bound_address[0]}:{self.bound_address[1]}: "
+                                f"the serving thread failed {MAX_RESTARTS + 1} times within {RESTART_WINDOW:.0f} s "
+                                f"(last: {type(failure).__name__}: {failure}); stopping rather than answer nothing"
+                                if failure is not None else
+                                f"SNTP responder on {self.bound_address[0]}:{self.bound_address[1]}: "
+                                "the serving thread stopped unexpectedly; stopping rather than answer nothing")
         finally:
             with trio.CancelScope(shield=True):  # the cancellation that got us here must not cut this short
                 await self._stop_thread(sock, stopped)
@@ -209,6 +224,30 @@ class SntpServer:
         except OSError:
             pass
         await trio.to_thread.run_sync(stopped.wait, STOP_WAIT)
+
+    def _serve_restarting(self, sock: socket.socket) -> Exception | None:
+        """The serving thread's loop. An exception inside it (a bug, or a fault such as a clock
+        that cannot be read) is logged (with its traceback the first time), counted in
+        `restarts`, and the loop starts again with the same socket; more than MAX_RESTARTS
+        within RESTART_WINDOW seconds returns that exception, and the server stops for good.
+        Returns None once stopping."""
+        failures: list[float] = []
+        while True:
+            try:
+                while not self._drain(sock):
+                    pass
+                return None
+            except Exception as e:
+                at = time.monotonic()
+                failures = [t for t in failures if at - t < RESTART_WINDOW] + [at]
+                if len(failures) > MAX_RESTARTS:
+                    logger.error("SNTP responder: the serving thread failed again (%s: %s); giving up",
+                                 type(e).__name__, e)
+                    return e
+                self.restarts += 1
+                logger.warning("SNTP responder: the serving thread failed (%s: %s); restarted it (%d of at most "
+                               "%d within %.0f s)", type(e).__name__, e, len(failures), MAX_RESTARTS,
+                               RESTART_WINDOW, exc_info=self.restarts == 1)
 
     def _drain(self, sock: socket.socket) -> bool:
         """Answer up to DRAIN_BATCH datagrams; True once the queue is empty or the server is stopping.
