@@ -4,11 +4,11 @@ The public API, for a VM networking helper that embeds hostclock.
 
 Sans-IO, for a helper that already owns the guest's frames and its event loop::
 
-    from gateway import Config, Forward, build_stack
+    from gateway import Config, build_stack
 
     stack = build_stack(Config())                       # ARP, ping, NTP forwarding, DHCP
     for output in stack.receive_frame(frame, now):      # now: your monotonic clock, in seconds
-        if isinstance(output, bytes):
+        if type(output) is bytes:
             send_to_guest(output)                       # an Ethernet frame
         else:                                           # a Forward: a datagram for the upstream
             send_upstream(output.flow.id, output.payload)   # e.g. to an SNTP server on loopback
@@ -19,53 +19,57 @@ trio, for a helper that hands hostclock a transport::
 
     await gateway.serve(gateway.make_transport("--qemu-stream", "/run/vm0.sock"), Config())
 
-Plugins (services on further UDP ports) are `UdpService`s; third-party ones are
-found through the entry-point group ``hostclock.plugins`` (see `gateway.app.plugin_registry`).
+Importing `gateway` and building a stack needs only the standard library: trio
+and the edges (transports, sockets) load when `serve`, `Gateway` or a transport
+name is first used. Plugins are found through the entry-point group
+``hostclock.plugins`` (`gateway.app.plugin_registry`); a plugin is a
+`gateway.core.plugin.Plugin` and its services are `UdpService`s.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import trio
-
-from gateway.app.assembly import build_stack
-from gateway.app.config import Config, ConfigError, GatewayConfig, ResponderConfig, TimeConfig
+from gateway.app.assembly import assemble, build_stack
+from gateway.app.config import Config, ConfigError, GatewayConfig
+from gateway.app.plugin_registry import ENTRY_POINT_GROUP, available_plugins, enabled_plugins
 from gateway.core.drops import Drop
 from gateway.core.flows import Flow, FlowTable
-from gateway.app.plugin_registry import ENTRY_POINT_GROUP, available_plugins, create_services
-from gateway.core.service import GuestAddress, UdpService
+from gateway.core.plugin import Contribution, Plugin, Upstream
+from gateway.core.service import Forward, ForwardingService, GuestAddress, Output, UdpReply, UdpService
 from gateway.core.stack import Stack
-from gateway.edges.transports import TRANSPORTS, GuestLink, Transport, TransportError, make_transport
-from gateway.core.service import Forward
 
 if TYPE_CHECKING:
-    from gateway.app.runtime import Gateway
+    from gateway.app.runtime import Gateway, serve
+    from gateway.edges.transports import TRANSPORTS, GuestLink, Transport, TransportError, make_transport
 
 __all__ = [
     # configuration
-    "Config", "ConfigError", "GatewayConfig", "TimeConfig", "ResponderConfig",
+    "Config", "ConfigError", "GatewayConfig",
     # the sans-IO core
-    "build_stack", "Stack", "Forward", "Flow", "FlowTable", "Drop",
+    "build_stack", "assemble", "Stack", "Output", "Forward", "Flow", "FlowTable", "Drop",
     # plugins
-    "UdpService", "GuestAddress", "ENTRY_POINT_GROUP", "available_plugins", "create_services",
-    # trio edges
+    "Plugin", "Contribution", "Upstream", "UdpService", "ForwardingService", "UdpReply", "GuestAddress",
+    "ENTRY_POINT_GROUP", "available_plugins", "enabled_plugins",
+    # trio edges (loaded on first use)
     "serve", "Gateway", "Transport", "GuestLink", "TransportError", "TRANSPORTS", "make_transport",
 ]
 
-
-async def serve(transport: Transport, config: Config | None = None, *, plugins: tuple[str, ...] = (),
-                services: tuple[UdpService, ...] = (),
-                task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run a gateway on `transport` until cancelled; `task_status.started()` gives the ready line."""
-    from gateway.app.runtime import Gateway
-
-    gateway = Gateway(config or Config(), transport, plugins=plugins, services=services)
-    await gateway.run(task_status=task_status)
+#: names whose modules pull in trio and sockets: imported when first asked for
+_EDGES = {
+    "serve": "gateway.app.runtime", "Gateway": "gateway.app.runtime",
+    "Transport": "gateway.edges.transports", "GuestLink": "gateway.edges.transports",
+    "TransportError": "gateway.edges.transports", "TRANSPORTS": "gateway.edges.transports",
+    "make_transport": "gateway.edges.transports",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Gateway":  # imported on use: it pulls in the runtime's dependencies
-        from gateway.app.runtime import Gateway
-        return Gateway
-    raise AttributeError(f"module 'gateway' has no attribute {name!r}")
+    module = _EDGES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gateway' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

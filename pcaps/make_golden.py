@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent))  # run from anywhere: the gateway package s
 from gateway.app.config import Config  # noqa: E402
 from gateway.edges.pcap_reader import open_capture  # noqa: E402
 from gateway.edges.pcap_writer import pcap_bytes  # noqa: E402
-from gateway.replay.engine import EmbeddedResponder, parse_clock, replay  # noqa: E402
+from gateway.replay.engine import parse_clock, replay  # noqa: E402
 from gateway.replay.report import outcome  # noqa: E402
 
 GOLDEN_CLOCK = "fixed:2024-01-01T00:00:00Z"
@@ -57,7 +57,7 @@ def replay_for_golden(capture: Path) -> tuple[bytes, str]:
     """The output pcap's bytes and the outcome JSON text of replaying `capture` as the goldens are made."""
     config = Config()
     opened = open_capture(str(capture))
-    result = replay(opened.records(), config, parse_clock(GOLDEN_CLOCK), EmbeddedResponder(config.responder))
+    result = replay(opened.records(), config, parse_clock(GOLDEN_CLOCK))
     return pcap_bytes(result.output), json.dumps(outcome(result, opened), indent=2) + "\n"
 
 

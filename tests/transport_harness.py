@@ -9,7 +9,7 @@ must each be answered through the transport.
 Frames are built and decoded with scapy, an implementation independent of the
 gateway's own codecs. NTP is answered by the real embedded SNTP responder when
 `plugins.ntp.server` is importable, and otherwise by `tiny_ntp_responder`
-here (via `config.time.upstream`). Everything stays on loopback and on Unix
+here (via `config.ntp.upstream`). Everything stays on loopback and on Unix
 sockets under pytest's tmp_path; nothing sets a clock.
 """
 
@@ -142,9 +142,9 @@ async def running_gateway(transport, config: Config | None = None) -> AsyncItera
     """A real Gateway serving `transport`, with NTP answered on loopback; cancelled on exit."""
     config = config or Config()
     async with trio.open_nursery() as nursery:
-        if not EMBEDDED_RESPONDER and config.time.upstream is None:
+        if not EMBEDDED_RESPONDER and config.ntp.upstream is None:
             port = await nursery.start(tiny_ntp_responder)
-            config = config.replace(time={"upstream": f"127.0.0.1:{port}"})
+            config = config.replace(ntp={"upstream": f"127.0.0.1:{port}"})
         gateway = Gateway(config, transport)
         await nursery.start(gateway.run)
         yield gateway

@@ -25,7 +25,7 @@ import pwd
 from dataclasses import dataclass
 
 from gateway.core.config import ConfigError
-from gateway.edges.transports.unix_socket import DEFAULT_MAX_GUESTS
+from gateway.core.admission import DEFAULT_MAX_GUESTS
 
 __all__ = ["AccessConfig", "grant_socket_access", "drop_privileges", "DEFAULT_MAX_GUESTS"]
 

@@ -22,8 +22,9 @@ from typing import Any
 
 import trio
 
-from gateway.app.config import DEFAULT_RESPONDER_LISTEN, Config, ConfigError
-from gateway.app.failures import ServingFailed
+from gateway.app.config import Config, ConfigError
+from gateway.core.failures import ServingFailed
+from gateway.app.plugin_registry import available_plugins, installed_plugins
 from gateway.edges.transports import TRANSPORTS, TransportError, make_transport
 
 __all__ = ["main"]
@@ -87,23 +88,26 @@ async def _replay(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _list_plugins(args: argparse.Namespace, config: Config) -> int:
-    from gateway.app.plugin_registry import available_plugins
-
-    for plugin in available_plugins().values():
-        kind = "built in, on unless its configuration turns it off" if plugin.builtin else "run with --plugin"
-        print(f"{plugin.name:12} {plugin.target}  ({kind})")
+    for entry in installed_plugins().values():
+        kind = "built in, on unless its settings turn it off" if entry.builtin else "run with --plugin"
+        print(f"{entry.name:12} {entry.target}  ({kind}; from {entry.distribution or 'unknown'})")
     return 0
 
 
 async def _serve(args: argparse.Namespace, config: Config) -> int:
-    from plugins.ntp.server import SntpServer
+    """Run only the host servers the built-in plugins provide (the ntp plugin's SNTP responder)."""
+    from gateway.app.assembly import assemble
 
-    server = SntpServer(config.responder)
+    servers = [upstream.host_server() for upstream in assemble(config).upstreams.values()
+               if upstream.host_server is not None]
+    if not servers:
+        raise ConfigError("no plugin provides a host server to serve (is [ntp] upstream set?)")
 
     async def run(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(server.run)
-            task_status.started(f"hostclock: SNTP responder serving the host clock on {host}:{port}")
+            listening = [await nursery.start(server.run) for server in servers]
+            task_status.started("hostclock: SNTP responder serving the host clock on "
+                                + ", ".join(f"{host}:{port}" for host, port in listening))
 
     return await _serve_until_signalled(run)
 
@@ -171,19 +175,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="record the guest's link, both directions, to FILE (nanosecond pcap)")
     _add_config_arguments(run)
     _add_gateway_arguments(run)
-    time = run.add_argument_group("time")
-    time.add_argument("--upstream", metavar="HOST:PORT",
-                      help="forward guest NTP to this server on the host instead of the embedded responder")
-    time.add_argument("--allow-remote-upstream", action="store_const", const=True,
-                      help="permit an --upstream that is not on loopback (guest NTP then leaves this machine)")
-    dhcp = run.add_argument_group("DHCP server (the guest gets an address, router = NTP server = gateway)")
-    dhcp.add_argument("--no-dhcp", dest="dhcp_enabled", action="store_const", const=False,
-                      help="do not answer DHCP (the guest configures its address by itself)")
-    dhcp.add_argument("--dns", metavar="IP", dest="dns_servers", action="append",
-                      help="hand the guest this DNS server (option 6; repeatable). None by default: "
-                           "nothing on the gateway answers DNS")
-    _add_responder_arguments(run)
-    access = run.add_argument_group("access (who can get in)")
+    _add_plugin_arguments(run, "run")
+    access = run.add_argument_group("access (who can get in; table [access])")
     access.add_argument("--socket-mode", metavar="OCTAL",
                         help="permission bits of the transport's socket file (0600: only its owner may connect)")
     access.add_argument("--socket-group", metavar="GROUP",
@@ -196,9 +189,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run only the SNTP responder on loopback",
                                 description="Serve the host clock over SNTP (RFC 4330 server mode) on loopback.")
-    serve.add_argument("--listen", metavar="HOST:PORT", help="loopback address and port (default 127.0.0.1:123)")
     _add_config_arguments(serve)
-    _add_responder_arguments(serve)
+    _add_plugin_arguments(serve, "serve")
     serve.set_defaults(command=_serve)
 
     replay = commands.add_parser("replay", help="replay a capture of a guest's link through the gateway (no network)",
@@ -210,7 +202,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(replay)
     _add_config_arguments(replay)
     _add_gateway_arguments(replay)
-    _add_responder_arguments(replay)
+    _add_plugin_arguments(replay, "replay")
     replay.set_defaults(command=_replay)
 
     listing = commands.add_parser("plugins", help="list the plugins hostclock can run",
@@ -221,7 +213,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML file with [gateway], [time], [responder], [dhcp], [access] tables")
+    parser.add_argument("--config", metavar="FILE", help="TOML file: [gateway], [access] and one table per plugin ([ntp], [dhcp], ...)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
@@ -237,35 +229,32 @@ def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
                          help="answer UDP to ports with no service with ICMP port unreachable (default) or drop it")
 
 
-def _add_responder_arguments(parser: argparse.ArgumentParser) -> None:
-    responder = parser.add_argument_group("SNTP responder")
-    responder.add_argument("--stratum", type=int, metavar="N", help="stratum announced (10, as chrony's 'local')")
-    responder.add_argument("--refid", metavar="ID", help="reference ID: an IPv4 address or up to 4 characters")
-    responder.add_argument("--report-unsync", action="store_const", const=True,
-                           help="answer LI=3, stratum 0 while the host kernel says its clock is unsynchronised")
+def _add_plugin_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Each built-in plugin's flags for `command`, in a group of its own."""
+    for plugin in available_plugins().values():
+        if plugin.add_arguments is not None:
+            plugin.add_arguments(parser.add_argument_group(f"{plugin.name}: {plugin.summary}"), command)
 
 
-_FLAG_SECTIONS = {
-    "gateway": ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp"),
-    "time": ("upstream", "allow_remote_upstream"),
-    "responder": ("stratum", "refid", "report_unsync"),
-    "dhcp": ("dhcp_enabled", "dns_servers"),
-    "access": ("socket_mode", "socket_group", "user", "max_guests"),
-}
-#: flags whose argparse name is not the configuration field's (field names repeat across sections)
-_FLAG_FIELDS = {"dhcp_enabled": "enabled"}
+_GATEWAY_FLAGS = ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp")
+_ACCESS_FLAGS = ("socket_mode", "socket_group", "user", "max_guests")
+_COMMAND_NAMES = {"_run": "run", "_serve": "serve", "_replay": "replay"}
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
     """Defaults, then the TOML file, then flags: each later source wins."""
     config = Config.from_toml(args.config) if args.config else Config()
+    command = _COMMAND_NAMES.get(getattr(args.command, "__name__", ""), "")
     overrides: dict[str, dict[str, Any]] = {}
-    for section, names in _FLAG_SECTIONS.items():
-        values = {_FLAG_FIELDS.get(name, name): getattr(args, name) for name in names
-                  if getattr(args, name, None) is not None}
-        if values:
-            overrides[section] = values
-    if args.command is _serve and (args.listen or config.responder.listen == DEFAULT_RESPONDER_LISTEN):
-        # `serve` is the host's SNTP server: the standard port unless told otherwise
-        overrides.setdefault("responder", {})["listen"] = args.listen or "127.0.0.1:123"
+    gateway = {name: getattr(args, name) for name in _GATEWAY_FLAGS if getattr(args, name, None) is not None}
+    if gateway:
+        overrides["gateway"] = gateway
+    access = {name: getattr(args, name) for name in _ACCESS_FLAGS if getattr(args, name, None) is not None}
+    if access:
+        overrides["access"] = access
+    for plugin in available_plugins().values():
+        if plugin.table_from_arguments is not None and command:
+            table = dict(plugin.table_from_arguments(args, command, config.settings_for(plugin)))
+            if table:
+                overrides[plugin.name] = table
     return config.replace(**overrides)

@@ -1,193 +1,96 @@
-"""hostclock's configuration: one immutable object, vpnkit's defaults, TOML and CLI overrides.
+"""hostclock's configuration: the gateway's, then each plugin's table; defaults, TOML, CLI overrides.
 
-Defaults are vpnkit's (which Docker Desktop used): gateway 192.168.65.1 with
-MAC f6:16:36:bc:f9:c6 on a /24, MTU 1500. Validation happens at construction,
-so a bad address stops the program at start-up with one line naming the fix.
+`Config` is immutable. Its `gateway` is the core's `GatewayConfig` (vpnkit's
+defaults), its `access` the app's `AccessConfig` (socket files, user, max_guests);
+every other TOML table belongs to a plugin and is validated by that
+plugin's settings class (`gateway.core.plugin.Plugin.settings`), so a third-party
+plugin's ``[myplugin]`` table works like ``[ntp]`` and ``[dhcp]``. A plugin's
+settings are read as an attribute: ``config.ntp.upstream``, ``config.dhcp.lease_time``.
+An unknown table or key is a `ConfigError` naming the file and the key, and so is a
+value of the wrong kind (an array where a string belongs: each value is checked
+against its field's annotation before the settings class sees it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.app.access import AccessConfig
-from gateway.core.addresses import parse_ipv4
+from gateway.app.plugin_registry import available_plugins, load_plugin
 from gateway.core.config import ConfigError, GatewayConfig, parse_host_port
+from gateway.core.plugin import Plugin
 
-__all__ = ["AccessConfig", "ConfigError", "GatewayConfig", "TimeConfig", "DhcpConfig", "ResponderConfig", "Config",
-           "parse_host_port", "DEFAULT_RESPONDER_LISTEN"]
+__all__ = ["AccessConfig", "Config", "ConfigError", "GatewayConfig", "parse_host_port"]
 
-DEFAULT_RESPONDER_LISTEN = "127.0.0.1:0"  # an ephemeral loopback port for the embedded responder
-
-
-@dataclass(frozen=True)
-class ResponderConfig:
-    """The SNTP responder that serves the host clock on loopback (RFC 4330 server mode)."""
-
-    #: where the embedded responder listens (port 0: an ephemeral port)
-    listen: str = DEFAULT_RESPONDER_LISTEN
-    #: stratum announced while the host clock is served as synchronised. 10 is the stratum
-    #: chrony's `local` directive uses for "my own clock, vouched for by nobody upstream";
-    #: the guest has no other source, so it follows the host either way.
-    stratum: int = 10
-    #: reference ID: for stratum >= 2 an IPv4 address; 127.127.1.1 is the classic "local clock"
-    refid: str = "127.127.1.1"
-    #: answer LI=3, stratum 0 (chrony's way) while the host kernel says its clock is unsynchronised.
-    #: Off by default: the guest must follow the host even when the host is off real time.
-    report_unsync: bool = False
-
-    def __post_init__(self) -> None:
-        host, _ = parse_host_port(self.listen, what="responder listen address")
-        if not ipaddress.IPv4Address(host).is_loopback:
-            raise ConfigError(f"responder listen address {self.listen} is not on loopback; the responder serves this host only (use 127.0.0.1:PORT)")
-        if not 1 <= self.stratum <= 15:
-            raise ConfigError(f"stratum {self.stratum}: a synchronised server announces 1 to 15")
-        try:
-            parse_ipv4(self.refid)
-        except ValueError:
-            if not (1 <= len(self.refid) <= 4 and self.refid.isascii()):
-                raise ConfigError(f"refid {self.refid!r}: give an IPv4 address or up to 4 ASCII characters") from None
-
-
-@dataclass(frozen=True)
-class TimeConfig:
-    """The time plugin: UDP/123 on the gateway, forwarded to an SNTP server on the host."""
-
-    #: "HOST:PORT" of an existing server on the host, or None for the embedded responder
-    upstream: str | None = None
-    #: permit an upstream off loopback (then guest NTP traffic leaves the machine)
-    allow_remote_upstream: bool = False
-    #: vpnkit's UDP NAT: a flow idle this long (monotonic seconds) is closed
-    flow_idle_timeout: float = 60.0
-    #: vpnkit's UDP NAT: at most this many flows; at the limit the oldest quarter is expired
-    max_flows: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.upstream is not None:
-            host, port = parse_host_port(self.upstream, what="upstream")
-            if port == 0:
-                raise ConfigError(f"upstream {self.upstream}: port 0 is not a server port")
-            if not ipaddress.IPv4Address(host).is_loopback and not self.allow_remote_upstream:
-                raise ConfigError(
-                    f"upstream {self.upstream} is not on loopback and by default no traffic leaves this machine; "
-                    "use a 127.x.x.x server or pass --allow-remote-upstream")
-        if self.flow_idle_timeout <= 0:
-            raise ConfigError(f"flow_idle_timeout {self.flow_idle_timeout}: must be above 0 seconds")
-        if self.max_flows < 4:
-            raise ConfigError(f"max_flows {self.max_flows}: allow at least 4 flows")
-
-
-@dataclass(frozen=True)
-class DhcpConfig:
-    """The DHCP server on the gateway (RFC 2131), handing the guest vpnkit's settings:
-    an address, router = gateway, NTP server (option 42) = gateway."""
-
-    enabled: bool = True
-    #: seconds; vpnkit's is 2 hours (charrua's default)
-    lease_time: int = 7200
-    #: DNS servers (option 6) to hand out. None by default: nothing on the gateway answers DNS.
-    dns_servers: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ConfigError(f"dhcp enabled {self.enabled!r}: use true or false")
-        # RFC 2132 §9.2: a 32-bit count of seconds; 0xffffffff means "infinity"
-        if isinstance(self.lease_time, bool) or not isinstance(self.lease_time, int) \
-                or not 60 <= self.lease_time < 0xFFFFFFFF:
-            raise ConfigError(f"dhcp lease_time {self.lease_time!r}: give whole seconds from 60 to 4294967294")
-        if isinstance(self.dns_servers, str) or not isinstance(self.dns_servers, (list, tuple)):
-            raise ConfigError(f"dhcp dns_servers {self.dns_servers!r}: give a list of IPv4 addresses")
-        for server in self.dns_servers:
-            try:
-                if not isinstance(server, str):
-                    raise ValueError(server)
-                parse_ipv4(server)
-            except ValueError:
-                raise ConfigError(f"dhcp dns_servers: {server!r} is not an IPv4 address") from None
-        # RFC 2132 §3.8: option 6 is one option of at most 255 octets, 4 per server
-        if len(self.dns_servers) > 63:
-            raise ConfigError(f"dhcp dns_servers: {len(self.dns_servers)} servers; at most 63 fit option 6")
-        object.__setattr__(self, "dns_servers", tuple(self.dns_servers))
-
-
-_TOML_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _check_toml_type(section_cls: type, section: str, key: str, value: Any, source: str) -> None:
-    """ConfigError unless `value` has the kind of the field's annotation (a TOML file can hold
-    an array or a table where a string belongs; the sections' checks assume the right kind)."""
-    hint = typing.get_type_hints(section_cls).get(key)
-    allowed: list[Any] = []
-    for option in (typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)):
-        if typing.get_origin(option) is typing.Literal:
-            allowed.append(str)
-        elif typing.get_origin(option) is tuple:
-            allowed.append(list)
-        elif option in _TOML_KINDS:
-            allowed.append(option)
-    if not allowed:
-        return  # a kind this check does not know: the section checks it
-    matches = any(type(value) is bool if kind is bool else
-                  (isinstance(value, (int, float)) and type(value) is not bool) if kind is float else
-                  (isinstance(value, int) and type(value) is not bool) if kind is int else
-                  isinstance(value, kind) for kind in allowed)
-    if not matches:
-        wanted = " or ".join("an array" if kind is list else _TOML_KINDS[kind] for kind in allowed)
-        raise ConfigError(f"{source}: [{section}] {key} = {_toml_kind(value)}: give {wanted}")
-
-
-def _toml_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (list, dict)):
-        return "an array" if isinstance(value, list) else "a table"
-    if isinstance(value, float):
-        return "a fractional number"
-    if isinstance(value, int):
-        return "an integer"
-    return f"a {type(value).__name__} value" if not isinstance(value, str) else "a string"
+_GATEWAY_TABLE = "gateway"
+_ACCESS_TABLE = "access"
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything hostclock needs: the gateway, the time plugin, the responder."""
+    """The gateway's configuration and, by plugin name, each plugin's settings (its defaults if absent)."""
 
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
-    time: TimeConfig = field(default_factory=TimeConfig)
-    responder: ResponderConfig = field(default_factory=ResponderConfig)
-    dhcp: DhcpConfig = field(default_factory=DhcpConfig)
+    #: who can get in: the socket files' mode and group, the user to run as, max_guests
     access: AccessConfig = field(default_factory=AccessConfig)
+    #: plugin name -> that plugin's settings object; a plugin not named here has its defaults
+    plugins: Mapping[str, Any] = field(default_factory=dict)
 
-    _SECTIONS = {"gateway": GatewayConfig, "time": TimeConfig, "responder": ResponderConfig, "dhcp": DhcpConfig,
-                 "access": AccessConfig}
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        settings = self.plugins.get(name)
+        if settings is not None:
+            return settings
+        plugin = load_plugin(name)
+        if plugin is None or plugin.settings is None:
+            raise AttributeError(f"Config has no table {name!r}: no installed plugin of that name has settings")
+        return plugin.default_settings()
+
+    def settings_for(self, plugin: Plugin) -> Any:
+        """The settings `plugin` is built with: the configured ones or its defaults."""
+        settings = self.plugins.get(plugin.name)
+        return settings if settings is not None else plugin.default_settings()
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], *, source: str = "configuration") -> "Config":
-        """Build from nested dicts ({"gateway": {...}, ...}); unknown keys are errors."""
-        sections: dict[str, Any] = {}
-        for name, values in data.items():
-            section_cls = cls._SECTIONS.get(name)
-            if section_cls is None:
-                raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(cls._SECTIONS)})")
-            if not isinstance(values, dict):
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "configuration") -> "Config":
+        """Build from nested tables ({"gateway": {...}, "ntp": {...}, ...}); unknown tables and keys are errors."""
+        plugins = available_plugins()
+        owners = {name: plugin for name, plugin in plugins.items() if plugin.settings is not None}
+        legacy = {old: plugin for plugin in owners.values() for old in plugin.legacy_tables}
+        gateway_values: dict[str, Any] = {}
+        access_values: dict[str, Any] = {}
+        tables: dict[str, dict[str, Any]] = {}
+        # legacy tables first, so that the plugin's own table wins where both set a key
+        for name in sorted(data, key=lambda n: n not in legacy):
+            values = data[name]
+            if not isinstance(values, Mapping):
                 raise ConfigError(f"{source}: [{name}] must be a table")
-            known = {f.name for f in dataclasses.fields(section_cls)}
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise ConfigError(f"{source}: unknown key {unknown[0]!r} in [{name}] (known: {', '.join(sorted(known))})")
-            for key, value in values.items():
-                _check_toml_type(section_cls, name, key, value, source)
-            try:
-                sections[name] = section_cls(**values)
-            except TypeError as e:
-                raise ConfigError(f"{source}: [{name}]: {e}") from None
-        return cls(**sections)
+            if name == _GATEWAY_TABLE:
+                _check_keys(source, name, values, GatewayConfig)
+                gateway_values.update(values)
+                continue
+            if name == _ACCESS_TABLE:
+                _check_keys(source, name, values, AccessConfig)
+                access_values.update(values)
+                continue
+            plugin = owners.get(name) or legacy.get(name) or load_plugin(name)
+            if plugin is None or plugin.settings is None:
+                known = ", ".join([_GATEWAY_TABLE, *sorted(owners), _ACCESS_TABLE])
+                raise ConfigError(f"{source}: unknown table [{name}] (known: {known}; a plugin's table is its name)")
+            _check_keys(source, name, values, plugin.settings)
+            tables.setdefault(plugin.name, {}).update(values)
+        gateway = _build(source, _GATEWAY_TABLE, GatewayConfig, gateway_values)
+        access = _build(source, _ACCESS_TABLE, AccessConfig, access_values)
+        settings = {name: _build(source, name, load_plugin(name).settings, values) for name, values in tables.items()}
+        return cls(gateway=gateway, access=access, plugins=settings)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
@@ -202,10 +105,86 @@ class Config:
             raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start}): TOML files must be UTF-8") from None
         return cls.from_mapping(data, source=str(path))
 
-    def replace(self, **sections: dict[str, Any]) -> "Config":
-        """A copy with some fields of some sections changed: replace(time={"upstream": ...})."""
-        changed = {}
-        for name, values in sections.items():
-            current = getattr(self, name)
-            changed[name] = dataclasses.replace(current, **values) if values else current
-        return dataclasses.replace(self, **changed)
+    def replace(self, **tables: Mapping[str, Any]) -> "Config":
+        """A copy with some keys of some tables changed: ``replace(ntp={"upstream": ...}, gateway={...})``."""
+        gateway = self.gateway
+        access = self.access
+        plugins = dict(self.plugins)
+        for name, values in tables.items():
+            if not values:
+                continue
+            if name == _GATEWAY_TABLE:
+                gateway = dataclasses.replace(gateway, **values)
+                continue
+            if name == _ACCESS_TABLE:
+                access = dataclasses.replace(access, **values)
+                continue
+            current = getattr(self, name)  # AttributeError for a table no plugin owns
+            plugins[name] = dataclasses.replace(current, **values)
+        return Config(gateway=gateway, access=access, plugins=plugins)
+
+
+def _check_keys(source: str, table: str, values: Mapping[str, Any], settings: type) -> None:
+    known = {f.name for f in dataclasses.fields(settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r} in [{table}] (known: {', '.join(sorted(known))})")
+
+
+def _build(source: str, table: str, settings: type, values: Mapping[str, Any]) -> Any:
+    for key, value in values.items():
+        _check_toml_type(settings, table, key, value, source)
+    try:
+        return settings(**values)
+    except TypeError as e:
+        raise ConfigError(f"{source}: [{table}]: {e}") from None
+
+
+_TOML_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _check_toml_type(settings: type, table: str, key: str, value: Any, source: str) -> None:
+    """ConfigError unless `value` has the kind of the field's annotation: a TOML file can hold an
+    array or a table where a string belongs, and the settings' own checks assume the right kind
+    (found by fuzzing: `refid = ["..."]` escaped as an AttributeError)."""
+    try:
+        hint = typing.get_type_hints(settings).get(key)
+    except Exception:  # a plugin's annotations this check cannot resolve: its own checks decide
+        return
+    allowed: list[Any] = []
+    for option in (typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)):
+        if typing.get_origin(option) is typing.Literal:
+            allowed.append(str)
+        elif typing.get_origin(option) is tuple:
+            allowed.append(list)
+        elif option in _TOML_KINDS:
+            allowed.append(option)
+    if not allowed:
+        return  # a kind this check does not know: the settings check it
+    if not any(_is_kind(value, kind) for kind in allowed):
+        wanted = " or ".join("an array" if kind is list else _TOML_KINDS[kind] for kind in allowed)
+        raise ConfigError(f"{source}: [{table}] {key} = {_toml_kind(value)}: give {wanted}")
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return type(value) is bool
+    if kind is float:
+        return isinstance(value, (int, float)) and type(value) is not bool
+    if kind is int:
+        return isinstance(value, int) and type(value) is not bool
+    return isinstance(value, kind)
+
+
+def _toml_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, float):
+        return "a fractional number"
+    if isinstance(value, int):
+        return "an integer"
+    return "a string" if isinstance(value, str) else f"a {type(value).__name__} value"

@@ -1,86 +1,101 @@
-"""Plugins: services on the gateway, built in or installed by third parties.
+"""Finding plugins: the entry-point group ``hostclock.plugins``, and nothing else.
 
-A plugin is an entry point in the group ``hostclock.plugins``. Its object is a
-factory that builds the service from hostclock's configuration::
+A plugin is an installed distribution's entry point in that group whose object
+is a `gateway.core.plugin.Plugin`::
 
     # in the plugin's pyproject.toml
     [project.entry-points."hostclock.plugins"]
-    echo = "my_package.echo:create"
+    echo = "my_package.echo:PLUGIN"
 
-    # my_package/echo.py
-    def create(config: gateway.Config) -> gateway.UdpService | None: ...
-
-The factory returns a sans-IO `UdpService` (see `gateway.core.service`), or None
-when the configuration disables it. hostclock's own DHCP service is registered
-the same way. Built-in plugins run unless their configuration turns them off;
-third-party plugins run only when named (`hostclock run --plugin NAME`), so
-installing a package never silently adds a service to every gateway.
+hostclock's own plugins (ntp, dhcp) are registered the same way, by
+hostclock's own distribution; they are the built-in ones and run unless their
+settings turn them off. Third-party plugins run only when named
+(`hostclock run --plugin NAME`), so installing a package never silently adds a
+service to every gateway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from gateway.app.config import Config, ConfigError
-from gateway.core.service import UdpService
+from gateway.core.config import ConfigError
+from gateway.core.plugin import Plugin
 
-__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_PLUGINS", "PluginFactory", "Plugin", "available_plugins",
-           "create_services"]
+__all__ = ["ENTRY_POINT_GROUP", "FOUND_IN", "InstalledPlugin", "available_plugins", "installed_plugins", "load_plugin",
+           "enabled_plugins"]
 
 ENTRY_POINT_GROUP = "hostclock.plugins"
-
-PluginFactory = Callable[[Config], "UdpService | None"]
-
-#: hostclock's own plugins, by name, as "module:factory" (also declared as entry points in pyproject.toml,
-#: and found here even when the package runs from a checkout without being installed)
-BUILTIN_PLUGINS = {"dhcp": "plugins.dhcp.service:create"}
+#: the distribution whose plugins are built in
+FOUND_IN = "hostclock"
 
 
 @dataclass(frozen=True)
-class Plugin:
+class InstalledPlugin:
+    """An entry point in ``hostclock.plugins``, before and after loading."""
+
     name: str
     target: str  # "module:attribute"
-    builtin: bool
+    distribution: str
 
-    def load(self) -> PluginFactory:
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == FOUND_IN
+
+    def load(self) -> Plugin:
         try:
-            factory = EntryPoint(self.name, self.target, ENTRY_POINT_GROUP).load()
+            plugin = EntryPoint(self.name, self.target, ENTRY_POINT_GROUP).load()
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"plugin {self.name!r} ({self.target}) cannot be loaded: {e}") from None
-        if not callable(factory):
-            raise ConfigError(f"plugin {self.name!r} ({self.target}) is not a factory: expected create(config)")
-        return factory
+        if not isinstance(plugin, Plugin):
+            raise ConfigError(f"plugin {self.name!r} ({self.target}) is {type(plugin).__name__}, not a "
+                              "gateway.core.plugin.Plugin")
+        if plugin.name != self.name:
+            raise ConfigError(f"plugin {self.name!r} ({self.target}) calls itself {plugin.name!r}; "
+                              "the entry point's name and Plugin.name must agree")
+        return plugin
 
 
-def available_plugins() -> dict[str, Plugin]:
-    """Every plugin hostclock can find: the built-in ones and those installed as entry points."""
-    found = {name: Plugin(name, target, builtin=True) for name, target in BUILTIN_PLUGINS.items()}
+def installed_plugins() -> dict[str, InstalledPlugin]:
+    """Every entry point in the group, by name (built-in ones first)."""
+    found: dict[str, InstalledPlugin] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in found:
-            found[entry.name] = Plugin(entry.name, entry.value, builtin=False)
-    return found
+        distribution = entry.dist.name if entry.dist is not None else ""
+        if entry.name not in found or distribution == FOUND_IN:
+            found[entry.name] = InstalledPlugin(entry.name, entry.value, distribution)
+    if not any(p.builtin for p in found.values()):
+        raise ConfigError("hostclock's own plugins (ntp, dhcp) are not registered: install hostclock "
+                          "(pip install -e .) so that its entry points exist")
+    return dict(sorted(found.items(), key=lambda kv: (not kv[1].builtin, kv[0])))
 
 
-def create_services(config: Config, enabled: Iterable[str] = ()) -> list[UdpService]:
-    """The services to bind: every built-in plugin its config enables, plus the named third-party ones."""
-    plugins = available_plugins()
-    names = [name for name, plugin in plugins.items() if plugin.builtin]
-    for name in enabled:
-        if name not in plugins:
-            known = ", ".join(sorted(plugins)) or "none"
+@cache
+def available_plugins() -> dict[str, Plugin]:
+    """The built-in plugins, loaded (they are always needed); third-party ones load when named."""
+    return {name: entry.load() for name, entry in installed_plugins().items() if entry.builtin}
+
+
+@cache
+def load_plugin(name: str) -> Plugin | None:
+    """The installed plugin `name`, loaded (a third-party one only now); None if none is installed."""
+    builtin = available_plugins().get(name)
+    if builtin is not None:
+        return builtin
+    entry = installed_plugins().get(name)
+    return entry.load() if entry is not None else None
+
+
+def enabled_plugins(named: tuple[str, ...] | list[str] = ()) -> list[Plugin]:
+    """The built-in plugins and the named third-party ones, in that order."""
+    plugins = list(available_plugins().values())
+    installed = installed_plugins()
+    for name in named:
+        entry = installed.get(name)
+        if entry is None:
+            known = ", ".join(installed) or "none"
             raise ConfigError(f"unknown plugin {name!r}: installed plugins are {known} "
                               f"(a plugin is an entry point in the group {ENTRY_POINT_GROUP!r})")
-        if name not in names:
-            names.append(name)
-    services = []
-    for name in names:
-        service = plugins[name].load()(config)
-        if service is None:
-            continue
-        if not isinstance(service, UdpService):
-            raise ConfigError(f"plugin {name!r} built {service!r}, which is not a UdpService "
-                              "(needs port, accepts_broadcast, drops, handle_datagram)")
-        services.append(service)
-    return services
+        if not entry.builtin and all(p.name != name for p in plugins):
+            plugins.append(load_plugin(name))
+    return plugins

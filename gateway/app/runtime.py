@@ -1,10 +1,15 @@
-"""The trio runtime: wires a transport, the sans-IO stack, the services and their upstreams.
+"""The trio runtime: wires a transport, the sans-IO stack, the plugins' services and their upstreams.
 
     transport --frame, link--> Stack.receive_frame(frame, now) --frames--> back on that link
                                      |
-                                     +--Forward--> UpstreamDriver.submit(forward, link) --UDP--> SNTP responder
+                                     +--Forward--> UpstreamDriver.submit(forward, link) --UDP--> host server
                                                         <--reply on the flow's socket-- (loopback)
                  link <--frame-- Stack.receive_upstream(port, flow, reply, now) <-- Gateway.upstream_reply
+
+Each forwarding service's upstream is what its plugin names
+(`gateway.core.plugin.Upstream`): an address on the host, or a host server the
+plugin provides (the ntp plugin's embedded SNTP responder), started here before
+the gateway serves. docs/architecture.md follows one guest NTP request through.
 
 An upstream reply goes back on the link the flow's latest request came in on
 (the driver keeps it with the flow's socket), built by the same sans-IO
@@ -33,16 +38,15 @@ from typing import Any
 import trio
 
 from gateway.app.access import drop_privileges, grant_socket_access
-from gateway.core.addresses import format_ipv4
-from gateway.app.assembly import build_stack
-from gateway.app.config import Config, parse_host_port
+from gateway.app.assembly import assemble
+from gateway.app.config import Config
+from gateway.core.plugin import HostServer
+from gateway.core.service import GuestLifecycle, UdpService
 from gateway.edges.pcap_writer import PcapWriter
-from gateway.core.service import UdpService
 from gateway.edges.transports.base import GuestLink, IdentifiesGuests, Transport
-from gateway.core.service import Forward
 from gateway.edges.upstream import UpstreamDriver
 
-__all__ = ["Gateway", "make_room_for_flows"]
+__all__ = ["Gateway", "serve", "make_room_for_flows"]
 
 log = logging.getLogger("hostclock")
 
@@ -93,22 +97,23 @@ class Gateway:
 
     def __init__(self, config: Config, transport: Transport, *, plugins: Iterable[str] = (),
                  services: Iterable[UdpService] = (), pcap: str | None = None) -> None:
-        from plugins.dhcp.service import DhcpService
-        from plugins.ntp.time_service import NTP_PORT
-
         self.config = config
         self.transport = transport
-        self.stack = build_stack(config, plugins=plugins, services=services)
-        self.time_service = self.stack.services[NTP_PORT]
-        #: the DHCP server (RFC 2131) handing the guest an address, router and NTP server; None if disabled
-        self.dhcp_service = next((s for s in self.stack.services.values() if isinstance(s, DhcpService)), None)
-        if self.dhcp_service is not None and isinstance(transport, IdentifiesGuests):
-            # vmnet guests may ask for an address: held for their MAC in the DHCP pool while attached
-            transport.add_guest_hooks(self._reserve_preferred_address, self._release_reserved_address)
-        #: where guest NTP requests go: the embedded responder's address once started, or the configured one
-        self.upstream: tuple[str, int] | None = None
-        #: the embedded SNTP responder (`plugins.ntp.server.SntpServer`) once started, or None
-        self.responder: Any = None
+        assembly = assemble(config, plugins=plugins, services=services)
+        self.stack = assembly.stack
+        self._upstreams = assembly.upstreams
+        if isinstance(transport, IdentifiesGuests):
+            # a transport that knows its guests (vmnet) tells the services that care (DHCP holds a
+            # guest's preferred address for its MAC while it is attached)
+            for service in self.stack.services.values():
+                if isinstance(service, GuestLifecycle):
+                    transport.add_guest_hooks(
+                        lambda mac, ip, service=service: service.guest_attached(mac, ip, trio.current_time()),
+                        service.guest_detached)
+        #: forwarding port -> where its requests go, once started (a host server's address, or the configured one)
+        self.upstream_addresses: dict[int, tuple[str, int]] = {}
+        #: forwarding port -> the host server its plugin provides, once started
+        self.host_servers: dict[int, HostServer] = {}
         self._drivers: dict[int, UpstreamDriver] = {}
         #: what the runtime itself dropped, by reason
         self._drops: Counter[str] = Counter()
@@ -123,14 +128,14 @@ class Gateway:
 
         The transport starts first, so that the commonest start-up error (a TAP that
         cannot be created, a socket path in use) is reported before anything else runs.
-        Frames arriving in the moment before the upstream is ready are dropped and counted.
+        Frames arriving in the moment before the upstreams are ready are dropped and counted.
         Before anything, the process's soft open-file limit is raised if the flows need it
         (`make_room_for_flows`).
         """
         started = False
         if hasattr(self.transport, "max_guests"):  # a listening transport: how many guests it serves at once
             self.transport.max_guests = self.config.access.max_guests
-        make_room_for_flows(self.time_service.flows.max_flows)
+        make_room_for_flows(sum(service.flows.max_flows for service in self.stack.forwarders.values()))
         if self.pcap_path is not None:
             # buffered writes of wall-clock-stamped records (no scapy here); flushed and closed on exit
             self._recorder = PcapWriter(self.pcap_path)
@@ -138,26 +143,30 @@ class Gateway:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.transport.run, self._on_frame)
                 grant_socket_access(_socket_path(self.transport), self.config.access)
-                if self.config.time.upstream is None:
-                    from plugins.ntp.server import SntpServer
-
-                    self.responder = SntpServer(self.config.responder)
-                    self.upstream = await nursery.start(self.responder.run)
-                    source = f"embedded SNTP responder on {self.upstream[0]}:{self.upstream[1]}"
-                else:
-                    self.upstream = parse_host_port(self.config.time.upstream, what="upstream")
-                    source = f"SNTP server {self.upstream[0]}:{self.upstream[1]}"
-                driver = UpstreamDriver(self.time_service, self.upstream, self)
-                await nursery.start(driver.run)
-                self._drivers[self.time_service.port] = driver
+                answered_by = []
+                for port, service in self.stack.forwarders.items():
+                    upstream = self._upstreams.get(port)
+                    if upstream is None:
+                        continue  # an embedder's forwarding service with no upstream: its requests are counted
+                    if upstream.address is not None:
+                        address = upstream.address
+                    else:
+                        server = upstream.host_server()
+                        address = await nursery.start(server.run)
+                        self.host_servers[port] = server
+                    self.upstream_addresses[port] = address
+                    driver = UpstreamDriver(service, address, self)
+                    await nursery.start(driver.run)
+                    self._drivers[port] = driver
+                    answered_by.append(f"UDP {port} on the {upstream.description} {address[0]}:{address[1]}")
                 nursery.start_soon(self._report_drops)
-                # everything privileged is open (the TAP, the socket file, the responder's port)
+                # everything privileged is open (the TAP, the socket file, the host servers' ports)
                 drop_privileges(self.config.access.user)
                 started = True
                 gw = self.config.gateway
                 task_status.started(
                     f"hostclock: gateway {gw.gateway_ip} ({gw.gateway_mac}) on {self.transport.description}; "
-                    f"NTP on {gw.gateway_ip}:123 answered by the {source}")
+                    + ("; ".join(answered_by) if answered_by else "no forwarding services"))
         except BaseExceptionGroup as group:
             # A start-up failure (a TAP that cannot be made, a socket path or port in use) reaches
             # the caller as itself, not wrapped in the nursery's exception group.
@@ -177,20 +186,6 @@ class Gateway:
                 log.info("stopped: %d frames received, %d sent%s", self.stack.frames_received,
                          self.stack.frames_sent, f"; dropped: {summary}" if summary else "")
 
-    # -- guests a transport identifies (vmnet) ------------------------------------------------
-
-    def _reserve_preferred_address(self, mac: bytes, preferred_ip: bytes | None) -> str | None:
-        """A vmnet guest is attaching; returns a reason to refuse it, or None."""
-        if preferred_ip is None:
-            return None
-        if not self.dhcp_service.reserve(mac, preferred_ip, trio.current_time()):
-            return f"preferred address {format_ipv4(preferred_ip)} is not available on {self.config.gateway.network}"
-        return None
-
-    def _release_reserved_address(self, mac: bytes) -> None:
-        """A vmnet guest has detached: the address reserved for it goes back to the pool."""
-        self.dhcp_service.unreserve(mac)
-
     # -- the hot path ----------------------------------------------------------------
 
     def _on_frame(self, frame: bytes, link: GuestLink) -> None:
@@ -200,18 +195,15 @@ class Gateway:
             outputs = self.stack.receive_frame(frame, trio.current_time())
             if not self._activity.is_set():
                 self._activity.set()
-            for output in outputs:
+            for output in outputs:  # frames for the guest, or Forwards (`gateway.core.service.Output`)
                 if type(output) is bytes:
                     self._send_frame(link, output)
-                elif isinstance(output, Forward):
+                else:
                     driver = self._drivers.get(output.port)
                     if driver is not None:
                         driver.submit(output, link)  # its replies come back on this link
                     else:
-                        self._drops[self._unforwarded(output)] += 1
-                else:
-                    self._drops[f"gateway: a service returned {type(output).__name__} "
-                                "(services answer with bytes or UdpReply)"] += 1
+                        self._drops[self._unforwarded(output.port)] += 1
         except Exception:
             self._internal_error(f"a frame from {link.description}")
 
@@ -233,11 +225,10 @@ class Gateway:
         if self._recorder is not None:
             self._record(frame)
 
-    def _unforwarded(self, request: Forward) -> str:
-        if request.port == self.time_service.port:
+    def _unforwarded(self, port: int) -> str:
+        if port in self._upstreams:
             return "gateway: starting, upstream not ready yet"
-        return (f"gateway: a service returned a Forward for UDP port {request.port}, "
-                "which has no upstream (only the time service forwards)")
+        return f"gateway: UDP port {port}'s service forwards, but no plugin named an upstream for it"
 
     def _internal_error(self, what: str) -> None:
         """A bug met while handling `what` (the exception being handled): drop it, log the first."""
@@ -263,26 +254,21 @@ class Gateway:
 
     def counters(self) -> dict[str, Any]:
         """Everything counted so far, for logs, tests and `--json` output."""
-        drops: Counter[str] = Counter({str(reason): n for reason, n in self.stack.drops.items()})
-        for service in self.stack.services.values():
-            drops.update(service.drops)
-        for driver in self._drivers.values():
-            drops.update(driver.drops)
+        others: list[Any] = [driver.drops for driver in self._drivers.values()]
         transport_drops = getattr(self.transport, "drops", None)  # an embedder's transport may not count
         if transport_drops:
-            drops.update(transport_drops)
-        if self.responder is not None:
-            # counted by the responder's thread: copy first (one C-level call, atomic under the GIL)
-            drops.update({str(reason): n for reason, n in dict(self.responder.drops).items()})
-        drops.update(self._drops)
-        return {
-            "frames_received": self.stack.frames_received,
-            "frames_sent": self.stack.frames_sent,
-            "ntp_forwarded": self.time_service.forwarded,
-            "ntp_answered": self.time_service.answered,
-            "flows_open": len(self.time_service.flows),
-            "drops": dict(drops),
-        }
+            others.append(transport_drops)
+        # a host server may count in its own thread: copy first (one C-level call, atomic under the GIL)
+        others.extend(dict(server.drops) for server in self.host_servers.values())
+        others.append(self._drops)
+        figures: dict[str, Any] = {"frames_received": self.stack.frames_received,
+                                   "frames_sent": self.stack.frames_sent}
+        for service in self.stack.services.values():
+            service_counters = getattr(service, "counters", None)
+            if service_counters is not None:
+                figures.update(service_counters())
+        figures["drops"] = dict(self.stack.drop_counts(*others))
+        return figures
 
     def drop_summary(self) -> str:
         drops = self.counters()["drops"]
@@ -301,3 +287,11 @@ class Gateway:
                 log.info("dropped in the last minute: %s",
                          "; ".join(f"{n} x {reason}" for reason, n in sorted(new.items(), key=lambda kv: -kv[1])))
             reported = drops
+
+
+async def serve(transport: Transport, config: Config | None = None, *, plugins: tuple[str, ...] = (),
+                services: tuple[UdpService, ...] = (),
+                task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a gateway on `transport` until cancelled; `task_status.started()` gives the ready line."""
+    gateway = Gateway(config or Config(), transport, plugins=plugins, services=services)
+    await gateway.run(task_status=task_status)

@@ -53,3 +53,4 @@ class Drop(enum.StrEnum):
     # replies
     REPLY_OVER_MTU = "ipv4: a reply would exceed the MTU (the gateway never fragments)"
     REPLY_BAD_DESTINATION = "udp: a service addressed a reply beyond the guest that asked (not its MAC or a subnet address)"
+    SERVICE_BAD_OUTPUT = "gateway: a service returned something other than bytes, UdpReply or (forwarding services) Forward"

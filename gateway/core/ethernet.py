@@ -22,7 +22,7 @@ ETHERTYPE_QINQ = 0x88A8
 ETHERTYPE_IPV6 = 0x86DD
 
 # Frames on the wire carry at least 46 bytes of payload (60 without the FCS);
-# the gateway pads what it sends, as hyperkit does (FACTS.md).
+# the gateway pads what it sends, as hyperkit does (it pads frames shorter than 60 bytes to 60).
 MIN_FRAME_LEN = 60
 
 

@@ -1,27 +1,29 @@
-"""The plugin interface: a service bound to a UDP port on the gateway.
+"""The service interface: what a plugin's service on a gateway UDP port receives and returns.
 
 A service is sans-IO, like the stack: it is handed a guest datagram and `now`
 and answers with what should happen, never touching a socket or a clock.
 
-`handle_datagram` returns a list whose items are either
+`handle_datagram` returns a list whose items are
 
 * ``bytes`` — a payload to send back to the guest, from the gateway address the
   guest wrote to and the service's port, to the guest's source port
-  (the stack builds the UDP/IPv4/Ethernet frame); or
+  (the stack builds the UDP/IPv4/Ethernet frame);
 * a `UdpReply` — the same, but to an explicit IPv4 destination (and MAC) on the
   guest's link, for a guest that has no address yet (DHCP, RFC 2131 §4.1). The
   stack sends it only to the MAC that asked or to broadcast, and only to a guest
-  subnet host or a broadcast address; anything else is dropped and counted.
+  subnet host or a broadcast address; anything else is dropped and counted;
+* a `Forward` — from a `ForwardingService` only: a datagram for the server on
+  the host that the service's plugin names (`gateway.core.plugin.Upstream`). The
+  stack passes it through to its caller, which carries it (the runtime's
+  upstream driver, or a replay's answerer) and brings the reply back through
+  `Stack.receive_upstream`, which calls the service's `handle_upstream`.
 
-That is all a plugin can answer with: a service replies to the datagram in
-hand, on the link it came from, and has no I/O of its own. Forwarding to a
-server on the host is the time service's alone (`plugins.ntp.time_service`): it
-returns `gateway.edges.upstream.Forward` requests, which the stack passes through to
-its caller, and the runtime's `gateway.edges.upstream.UpstreamDriver` carries them
-and brings the replies back through `Stack.receive_upstream`. The runtime runs
-that driver for the time service's port only: anything else a service returns
-(a `Forward` for another port included) is dropped and counted as the
-gateway's ("gateway: a service returned ..."), never raised.
+Anything else a service returns is dropped and counted by the stack, never
+raised. What the stack itself returns is `Output`: frames for the guest and
+`Forward`s, nothing else.
+
+A service may also implement `GuestLifecycle`, to hear of guests that a
+transport identifies (vmnet) as they attach and detach.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from gateway.core.flows import Flow, FlowTable
 
-__all__ = ["GuestAddress", "UdpReply", "UdpService", "Forward", "ForwardingService"]
+__all__ = ["GuestAddress", "UdpReply", "UdpService", "Forward", "ForwardingService", "GuestLifecycle", "Output"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +93,20 @@ class ForwardingService(UdpService, Protocol):
     def handle_upstream(self, flow_id: int, payload: bytes, now: float) -> bytes | None:
         """Screen an upstream reply on a flow; the payload to pass to the guest, or None to drop it."""
         ...
+
+
+@runtime_checkable
+class GuestLifecycle(Protocol):
+    """A service that hears of guests a transport identifies (vmnet: a UUID and a preferred address)."""
+
+    def guest_attached(self, mac: bytes, preferred_ip: bytes | None, now: float) -> str | None:
+        """A guest with `mac` is attaching; a reason to refuse it, or None to let it in."""
+        ...
+
+    def guest_detached(self, mac: bytes) -> None:
+        """The guest with `mac` has gone (its last connection closed)."""
+        ...
+
+
+#: what `Stack.receive_frame` returns: Ethernet frames for the guest, and requests for an upstream
+Output = bytes | Forward

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.core import arp, ethernet, icmp, ipv4, udp
@@ -29,7 +29,7 @@ from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, parse_ipv4, parse
 from gateway.core.checksum import is_valid_checksum
 from gateway.core.config import GatewayConfig
 from gateway.core.drops import Drop
-from gateway.core.service import GuestAddress, UdpReply, UdpService
+from gateway.core.service import Forward, ForwardingService, GuestAddress, Output, UdpReply, UdpService
 
 __all__ = ["Stack", "TokenBucket", "ICMP_ERROR_RATE", "ICMP_ERROR_BURST"]
 
@@ -104,6 +104,8 @@ class Stack:
         self._mtu = config.mtu
         self._icmp_errors = TokenBucket(icmp_error_rate, icmp_error_burst)
         self._services: dict[int, UdpService] = {}
+        #: the bound services that forward to an upstream, by port (`Stack.receive_upstream`)
+        self._forwarders: dict[int, ForwardingService] = {}
         for service in services:
             self.bind(service)
         #: frames dropped, by reason
@@ -122,14 +124,33 @@ class Stack:
         if service.port in self._services:
             raise ValueError(f"UDP port {service.port} is already bound to {self._services[service.port]!r}")
         self._services[service.port] = service
+        if isinstance(service, ForwardingService):
+            self._forwarders[service.port] = service
 
     @property
     def services(self) -> dict[int, UdpService]:
         return dict(self._services)
 
+    @property
+    def forwarders(self) -> dict[int, ForwardingService]:
+        """The bound services that forward to an upstream, by port."""
+        return dict(self._forwarders)
+
+    def drop_counts(self, *others: Mapping[Any, int]) -> Counter[str]:
+        """Every drop by reason: the stack's, its services', and those of `others` (the edges' counters).
+
+        The one place drops are added up, for the runtime's counters and a replay's summary alike.
+        """
+        total: Counter[str] = Counter({str(reason): n for reason, n in self.drops.items()})
+        for service in self._services.values():
+            total.update({str(reason): n for reason, n in service.drops.items()})
+        for counter in others:
+            total.update({str(reason): n for reason, n in counter.items()})
+        return total
+
     # -- receiving ----------------------------------------------------------------------
 
-    def receive_frame(self, frame: bytes, now: float) -> list[Any]:
+    def receive_frame(self, frame: bytes, now: float) -> list[Output]:
         """Handle one Ethernet frame from a guest.
 
         Returns frames (``bytes``) to send to the guest, and any `Forward`
@@ -151,11 +172,11 @@ class Stack:
             return self._receive_arp(frame)
         return self._drop(_classify_ethertype(int.from_bytes(ethertype, "big")))
 
-    def _drop(self, reason: Drop) -> list[Any]:
+    def _drop(self, reason: Drop) -> list[Output]:
         self.drops[reason] += 1
         return []
 
-    def _receive_arp(self, frame: bytes) -> list[Any]:
+    def _receive_arp(self, frame: bytes) -> list[Output]:
         # RFC 826, "Packet Reception": check hardware and protocol type, then whether
         # we are the target protocol address, then whether it is a request.
         if len(frame) < 14 + arp.PACKET_LEN:
@@ -175,11 +196,11 @@ class Stack:
                  + arp.build_packet(arp.OP_REPLY, self.mac, target_ip, sender_mac, sender_ip))
         return self._sent([ethernet.pad(reply)])
 
-    def _sent(self, frames: list[Any]) -> list[Any]:
+    def _sent(self, frames: list[Output]) -> list[Output]:
         self.frames_sent += len(frames)
         return frames
 
-    def _receive_ipv4(self, frame: bytes, now: float) -> list[Any]:
+    def _receive_ipv4(self, frame: bytes, now: float) -> list[Output]:
         frame_len = len(frame)
         if frame_len < 14 + ipv4.HEADER_LEN:
             return self._drop(Drop.TRUNCATED_IPV4)
@@ -230,7 +251,7 @@ class Stack:
             return self._drop(Drop.TCP_NOT_SERVED)
         return self._drop(Drop.UNKNOWN_PROTOCOL)
 
-    def _receive_icmp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int) -> list[Any]:
+    def _receive_icmp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int) -> list[Output]:
         message = frame[start:end]
         if len(message) < icmp.HEADER_LEN:
             return self._drop(Drop.TRUNCATED_ICMP)
@@ -247,7 +268,7 @@ class Stack:
         return self._sent([reply_frame])
 
     def _receive_udp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int,
-                     broadcast: bool, now: float) -> list[Any]:
+                     broadcast: bool, now: float) -> list[Output]:
         if end - start < udp.HEADER_LEN:
             return self._drop(Drop.TRUNCATED_UDP)
         src_port, dst_port, udp_len, checksum = _UDP_HEADER.unpack_from(frame, start)
@@ -270,18 +291,22 @@ class Stack:
         outputs = service.handle_datagram(guest, local_ip, frame[start + udp.HEADER_LEN:datagram_end], now)
         if not outputs:
             return outputs
-        result: list[Any] = []
+        # The one place where what a service returns is told apart (`gateway.core.service`).
+        result: list[Output] = []
         for item in outputs:
-            if type(item) is bytes:
+            kind = type(item)
+            if kind is bytes:
                 reply = self.udp_frame_to_guest(guest, local_ip, dst_port, item)
                 if reply is not None:
                     result.append(reply)
-            elif type(item) is UdpReply:
+            elif kind is Forward and dst_port in self._forwarders:
+                result.append(item)
+            elif kind is UdpReply:
                 reply = self._addressed_udp_frame(guest, local_ip, dst_port, item)
                 if reply is not None:
                     result.append(reply)
             else:
-                result.append(item)
+                self.drops[Drop.SERVICE_BAD_OUTPUT] += 1
         return result
 
     def _may_send_icmp_error(self, frame: bytes, src_ip: bytes, broadcast: bool) -> bool:
@@ -301,7 +326,7 @@ class Stack:
         return not frame[0] & 1 and not broadcast and self._is_guest_host(src_ip)
 
     def _port_unreachable(self, frame: bytes, src_ip: bytes, dst_ip: bytes, udp_start: int, broadcast: bool,
-                          now: float) -> list[Any]:
+                          now: float) -> list[Output]:
         if not self._may_send_icmp_error(frame, src_ip, broadcast):
             return self._drop(Drop.ICMP_ERROR_NOT_ALLOWED)
         if not self._icmp_errors.take(now):
@@ -321,8 +346,8 @@ class Stack:
     def receive_upstream(self, port: int, flow_id: int, payload: bytes, now: float) -> bytes | None:
         """An upstream's reply on a forwarding service's flow: the frame for the guest, or None
         if the service dropped it (see the service's `drops`)."""
-        service = self._services.get(port)
-        if service is None or not hasattr(service, "handle_upstream"):
+        service = self._forwarders.get(port)
+        if service is None:
             raise ValueError(f"no forwarding service is bound to UDP port {port}")
         reply = service.handle_upstream(flow_id, payload, now)
         if reply is None:

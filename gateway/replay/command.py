@@ -43,7 +43,7 @@ def run_replay(args: argparse.Namespace, config: Config) -> int:
     # imported here, not at the top: the CLI builds this command's parser on every run
     from gateway.edges.pcap_reader import CaptureError, open_capture
     from gateway.edges.pcap_writer import pcap_bytes
-    from gateway.replay.engine import EmbeddedResponder, parse_clock, replay
+    from gateway.replay.engine import parse_clock, replay
     from gateway.replay.report import format_text, summary
 
     try:
@@ -51,7 +51,7 @@ def run_replay(args: argparse.Namespace, config: Config) -> int:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if args.replay_upstream == "embedded":
-        upstream = EmbeddedResponder(config.responder)
+        upstream = None  # each forwarding plugin's in-process answerer
     else:
         from gateway.replay.upstream import UdpUpstream
 

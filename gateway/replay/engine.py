@@ -25,11 +25,8 @@ The replay clock (`--clock`) maps capture time to the time the gateway sees:
   given instant and time advances with the capture's relative timestamps, so
   the output does not depend on when the capture was taken.
 
-Both are pure functions of the input, so a replay with the embedded responder
-is byte-identical run after run. The responder's state is fixed for the same
-reason: synchronised, no leap second, precision 2^`REPLAY_PRECISION`, the
-reference time refreshed (as the live server does) when a request comes a
-second or more after the last refresh.
+Both are pure functions of the input, so a replay with an in-process answerer
+is byte-identical run after run.
 
 Every guest frame either gets a frame back or is counted in a drop reason;
 one that gets neither is counted as "replay: no answer and no drop reason".
@@ -44,44 +41,25 @@ T4 for the exchange summary (see `gateway.replay.engine.report`).
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from plugins.ntp.kernel_state import KernelTimeState, LeapPending
-from plugins.ntp.responder import Responder, ServerState
-from plugins.ntp.timestamps import unix_ns_to_ntp
-from plugins.ntp.time_service import NTP_PORT
-
-from gateway.app.assembly import build_stack
-from gateway.app.config import Config, ResponderConfig
-from gateway.core.flows import Flow
-from gateway.edges.pcap_reader import LINKTYPE_ETHERNET, CaptureRecord
-from gateway.core.stack import Stack
+from gateway.app.assembly import assemble
+from gateway.app.config import Config
+from gateway.core.config import ConfigError
+from gateway.core.plugin import ExchangeTimes, ReplayAnswerer, Upstream
 from gateway.core.service import Forward
+from gateway.core.stack import Stack
+from gateway.core.udp import parse_frame
+from gateway.edges.pcap_reader import LINKTYPE_ETHERNET, CaptureRecord
 
-__all__ = ["replay", "ReplayResult", "NtpExchange", "ReplayClock", "RecordedClock", "FixedClock",
-           "parse_clock", "Upstream", "EmbeddedResponder", "PROCESSING_DELAY_NS", "REPLAY_PRECISION"]
-
-#: the embedded responder's transmit timestamp comes this long after its receive timestamp
-PROCESSING_DELAY_NS = 10_000
-#: the precision the replayed responder announces (about 1 µs), fixed for reproducible output
-REPLAY_PRECISION = -20
+__all__ = ["replay", "ReplayResult", "Exchange", "ReplayClock", "RecordedClock", "FixedClock", "parse_clock"]
 
 _NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ETH_IPV4 = b"\x08\x00"
-_UDP_PORTS = struct.Struct("!HH")
-_UDP_LENGTH = struct.Struct("!H")
-#: where UDP starts in a frame the stack built (Ethernet 14 + a 20-byte IPv4 header: it sends no options)
-_REPLY_UDP_START = 34
-_NTP_PORT = 123
-_NTP_HEADER_LEN = 48
-#: the host clock as the replayed responder serves it: synchronised, no leap second pending
-_SYNCHRONISED = KernelTimeState(synchronised=True, leap=LeapPending.NONE, maxerror_us=None, esterror_us=None)
 
 
 # -- clocks ------------------------------------------------------------------------------
@@ -144,75 +122,22 @@ def _format_utc(ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % _NS_PER_S:09d}Z"
 
 
-# -- upstreams -------------------------------------------------------------------------
-
-class Upstream(Protocol):
-    """What answers the time service's forwarded requests during a replay."""
-
-    #: for the summary
-    description: str
-    #: requests not answered, by reason
-    drops: Counter[str]
-
-    def answer(self, flow: Flow, request: bytes, now_ns: int) -> tuple[bytes | None, int]:
-        """The reply to `request` sent on `flow` at `now_ns` (replay clock), and how many ns later it came."""
-        ...
-
-    def flows_closed(self, flows: list[Flow]) -> None:
-        """The time service closed these flows (release what belongs to them)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class EmbeddedResponder:
-    """The SNTP responder (`plugins.ntp.Responder`) answering in-process from the replay clock."""
-
-    description = "embedded"
-
-    def __init__(self, config: ResponderConfig) -> None:
-        self._config = config
-        self.responder = Responder(self._state(reference_ns=0))
-        self.drops = self.responder.drops
-        self._refreshed_ns: int | None = None
-
-    def _state(self, reference_ns: int) -> ServerState:
-        return ServerState.from_config(self._config, _SYNCHRONISED, precision=REPLAY_PRECISION,
-                                       reference_ntp=unix_ns_to_ntp(reference_ns))
-
-    def answer(self, flow: Flow, request: bytes, now_ns: int) -> tuple[bytes | None, int]:
-        if self._refreshed_ns is None or not -_NS_PER_S < now_ns - self._refreshed_ns < _NS_PER_S:
-            # as the live server: the reference time is when the state was last refreshed
-            self.responder.state = self._state(reference_ns=now_ns)
-            self._refreshed_ns = now_ns
-        transmit_ntp = unix_ns_to_ntp(now_ns + PROCESSING_DELAY_NS)
-        reply = self.responder.respond(request, unix_ns_to_ntp(now_ns), lambda: transmit_ntp)
-        return reply, PROCESSING_DELAY_NS
-
-    def flows_closed(self, flows: list[Flow]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 # -- results ---------------------------------------------------------------------------------
 
 @dataclass(slots=True)
-class NtpExchange:
-    """One request the gateway answered, with what the client's offset/delay computation needs.
+class Exchange:
+    """One forwarded request the gateway answered, with what the client's offset/delay computation needs.
 
-    Times ending in `_ns` are Unix ns on the capture's clock (the client's),
-    except `replay_now_ns`, on the replay clock.
+    Times ending in `_ns` are Unix ns on the capture's clock (the client's).
     """
 
     request_number: int
+    #: the forwarding service's port (123 for NTP)
+    port: int
     guest: str
     request_ns: int
-    request: bytes
-    reply: bytes
-    #: the replay clock's time when the request arrived (the pivot to read the reply's timestamps)
-    replay_now_ns: int
+    #: what the client would read from the exchange (T1 as the request claims it, T2, T3)
+    times: ExchangeTimes
     #: when the reply would be on the client's link, on the capture's clock
     reply_capture_ns: int
     #: the capture time of the gateway's own reply in the input capture, if it has one
@@ -234,28 +159,37 @@ class ReplayResult:
     frames_answered: int = 0
     #: guest frames dropped (by the stack, a service, the upstream), by reason
     drops: Counter[str] = field(default_factory=Counter)
-    ntp_forwarded: int = 0
-    ntp_answered: int = 0
+    #: requests the forwarding services forwarded, and replies they passed back
+    forwarded: int = 0
+    answered: int = 0
     flows_opened: int = 0
     flows_evicted: int = 0
     flows_expired: int = 0
-    exchanges: list[NtpExchange] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
     #: every frame the gateway sent to the guest: (Unix ns on the replay clock, frame)
     output: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 # -- the engine --------------------------------------------------------------------------------
 
-def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock, upstream: Upstream) -> ReplayResult:
-    """Feed every guest frame of `records` to a fresh gateway; what it sent and dropped."""
-    stack = build_stack(config)  # the stack and services as `hostclock run` builds them
-    time_service = stack.services[NTP_PORT]
-    result = ReplayResult(clock=clock.description, upstream=upstream.description)
+def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
+           upstream: ReplayAnswerer | None = None) -> ReplayResult:
+    """Feed every guest frame of `records` to a fresh gateway; what it sent and dropped.
+
+    `upstream` answers every forwarding service's requests; None (the default) takes each one's
+    plugin's in-process answerer.
+    """
+    assembly = assemble(config)  # the stack and services as `hostclock run` builds them
+    stack = assembly.stack
+    forwarders = stack.forwarders
+    answerers = _answerers(assembly.upstreams, forwarders, upstream)
+    described = {a.description for a in answerers.values()}
+    result = ReplayResult(clock=clock.description, upstream=", ".join(sorted(described)) or "none")
     output = result.output
     skipped = result.skipped
     gateway_mac = stack.mac
-    awaiting_next_frame: list[NtpExchange] = []
-    awaiting_recorded_reply: dict[tuple[bytes, int, bytes], NtpExchange] = {}
+    awaiting_next_frame: list[Exchange] = []
+    awaiting_recorded_reply: dict[tuple[int, bytes, int, bytes], Exchange] = {}
 
     for record in records:
         result.frames_read += 1
@@ -273,7 +207,7 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
             continue
         if frame[6:12] == gateway_mac:
             skipped["not from a guest (sent by the gateway)"] += 1
-            key = _ntp_reply_key(frame)
+            key = _reply_key(frame, assembly.upstreams)
             if key is not None:
                 exchange = awaiting_recorded_reply.pop(key, None)
                 if exchange is not None:
@@ -282,76 +216,108 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
         result.frames_from_guest += 1
         now = ts_ns / _NS_PER_S
         # the runtime's expiry timer would have closed the flows idle for the timeout by now
-        time_service.flows.expire(now)
+        for service in forwarders.values():
+            service.flows.expire(now)
         sent_before = len(output)
-        dropped_before = _dropped(stack, upstream)
+        dropped_before = _dropped(stack, answerers)
         try:
             outputs = stack.receive_frame(frame, now)
         except Exception as e:  # a stack bug must not end the replay: count it, show it, go on
             result.drops[f"replay: the gateway raised {type(e).__name__} (a bug)"] += 1
             continue
-        for item in outputs:
+        for item in outputs:  # frames for the guest, or Forwards (`gateway.core.service.Output`)
             if type(item) is bytes:
                 output.append((now_ns, item))
-            elif isinstance(item, Forward):
-                exchange = _forward(item, record, now_ns, now, stack, upstream, output)
-                if exchange is not None:
-                    result.exchanges.append(exchange)
-                    awaiting_next_frame.append(exchange)
-                    awaiting_recorded_reply[(item.flow.guest.ip, item.flow.guest.port, item.payload[40:48])] = exchange
-            else:
-                result.drops[f"replay: a service returned {type(item).__name__} (a bug)"] += 1
-        upstream.flows_closed(time_service.flows.take_closed())
+                continue
+            answerer = answerers.get(item.port)
+            if answerer is None:
+                result.drops[f"replay: UDP port {item.port} forwards, but nothing answers it here"] += 1
+                continue
+            exchange = _forward(item, record, now_ns, now, stack, answerer, assembly.upstreams.get(item.port),
+                                output)
+            if exchange is not None:
+                result.exchanges.append(exchange)
+                awaiting_next_frame.append(exchange)
+                request_key = assembly.upstreams[item.port].request_key
+                if request_key is not None:
+                    guest = item.flow.guest
+                    awaiting_recorded_reply[(item.port, guest.ip, guest.port, request_key(item.payload))] = exchange
+        for port, service in forwarders.items():
+            closed = service.flows.take_closed()
+            if port in answerers:
+                answerers[port].flows_closed(closed)
         if len(output) > sent_before:
             result.frames_answered += 1
-        elif _dropped(stack, upstream) == dropped_before:
+        elif _dropped(stack, answerers) == dropped_before:
             result.drops["replay: no answer and no drop reason (a bug)"] += 1
 
-    upstream.close()
-    result.drops.update({str(reason): n for reason, n in stack.drops.items()})
-    for service in stack.services.values():
-        result.drops.update(service.drops)
-    result.drops.update(upstream.drops)
-    result.ntp_forwarded, result.ntp_answered = time_service.forwarded, time_service.answered
-    flows = time_service.flows
-    result.flows_opened, result.flows_evicted, result.flows_expired = flows.opened, flows.evicted, flows.expired
+    for answerer in {id(a): a for a in answerers.values()}.values():
+        answerer.close()
+    result.drops.update(stack.drop_counts(*_answerer_drops(answerers)))
+    for service in forwarders.values():
+        flows = service.flows
+        result.flows_opened += flows.opened
+        result.flows_evicted += flows.evicted
+        result.flows_expired += flows.expired
+    result.forwarded = sum(getattr(s, "forwarded", 0) for s in forwarders.values())
+    result.answered = sum(getattr(s, "answered", 0) for s in forwarders.values())
     return result
 
 
-def _dropped(stack: Stack, upstream: Upstream) -> int:
-    """Every drop counted so far, by the stack, its services and the upstream."""
-    return (sum(stack.drops.values()) + sum(sum(s.drops.values()) for s in stack.services.values())
-            + sum(upstream.drops.values()))
+def _answerers(upstreams: dict[int, Upstream], forwarders: dict, given: ReplayAnswerer | None) -> dict[int, ReplayAnswerer]:
+    """Who answers each forwarding port: `given` for all, or each plugin's in-process answerer."""
+    if given is not None:
+        return {port: given for port in forwarders}
+    answerers = {}
+    for port in forwarders:
+        upstream = upstreams.get(port)
+        if upstream is None or upstream.replay_answerer is None:
+            raise ConfigError(f"UDP port {port}'s plugin has no in-process answerer for a replay; "
+                              "give --upstream HOST:PORT (a real server on loopback)")
+        answerers[port] = upstream.replay_answerer()
+    return answerers
 
 
-def _forward(request: Forward, record: CaptureRecord, now_ns: int, now: float, stack: Stack, upstream: Upstream,
-             output: list[tuple[int, bytes]]) -> NtpExchange | None:
+def _answerer_drops(answerers: dict[int, ReplayAnswerer]) -> list[Counter[str]]:
+    return [a.drops for a in {id(a): a for a in answerers.values()}.values()]
+
+
+def _dropped(stack: Stack, answerers: dict[int, ReplayAnswerer]) -> int:
+    """Every drop counted so far, by the stack, its services and the answerers."""
+    return sum(stack.drop_counts(*_answerer_drops(answerers)).values())
+
+
+def _forward(request: Forward, record: CaptureRecord, now_ns: int, now: float, stack: Stack,
+             answerer: ReplayAnswerer, upstream: Upstream | None, output: list[tuple[int, bytes]]) -> Exchange | None:
     """Answer one forwarded request, back through the stack as the runtime does; the exchange if answered."""
     flow = request.flow
-    reply, after_ns = upstream.answer(flow, request.payload, now_ns)
+    reply, after_ns = answerer.answer(flow, request.payload, now_ns)
     if reply is None:
         return None
     frame = stack.receive_upstream(request.port, flow.id, reply, now + after_ns / _NS_PER_S)
     if frame is None:
         return None
     output.append((now_ns + after_ns, frame))
+    if upstream is None or upstream.exchange_times is None:
+        return None  # answered, but no plugin says how to read its times
     guest = flow.guest
-    udp_length = _UDP_LENGTH.unpack_from(frame, _REPLY_UDP_START + 4)[0]
-    payload = frame[_REPLY_UDP_START + 8:_REPLY_UDP_START + udp_length]
-    return NtpExchange(request_number=record.number, guest=f"{'.'.join(map(str, guest.ip))}:{guest.port}",
-                       request_ns=record.ts_ns, request=request.payload, reply=payload, replay_now_ns=now_ns,
-                       reply_capture_ns=record.ts_ns + after_ns)
+    passed_back = parse_frame(frame).payload
+    times = upstream.exchange_times(request.payload, passed_back, record.ts_ns, now_ns)
+    return Exchange(request_number=record.number, port=request.port,
+                    guest=f"{'.'.join(map(str, guest.ip))}:{guest.port}", request_ns=record.ts_ns,
+                    times=times, reply_capture_ns=record.ts_ns + after_ns)
 
 
-def _ntp_reply_key(frame: bytes) -> tuple[bytes, int, bytes] | None:
-    """(guest IP, guest port, originate timestamp) of an NTP reply frame from port 123, else None."""
-    if len(frame) < 34 or frame[12:14] != _ETH_IPV4 or frame[14] >> 4 != 4 or frame[23] != 17:
+def _reply_key(frame: bytes, upstreams: dict[int, Upstream]) -> tuple[int, bytes, int, bytes] | None:
+    """(port, guest IP, guest port, reply key) of a forwarding service's reply frame, else None."""
+    datagram = parse_frame(frame)
+    if datagram is None:
         return None
-    udp_start = 14 + (frame[14] & 0x0F) * 4
-    payload_start = udp_start + 8
-    if len(frame) < payload_start + _NTP_HEADER_LEN:
+    upstream = upstreams.get(datagram.src_port)
+    if upstream is None or upstream.reply_key is None:
         return None
-    src_port, dst_port = _UDP_PORTS.unpack_from(frame, udp_start)
-    if src_port != _NTP_PORT:
+    try:
+        key = upstream.reply_key(datagram.payload)
+    except (ValueError, IndexError):
         return None
-    return frame[30:34], dst_port, frame[payload_start + 24:payload_start + 32]
+    return datagram.src_port, datagram.dst_ip, datagram.dst_port, key

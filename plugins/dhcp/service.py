@@ -61,10 +61,11 @@ import ipaddress
 from collections import Counter
 from collections.abc import Callable
 
-from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, parse_ipv4
-from gateway.app.config import Config, DhcpConfig, GatewayConfig
+from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, format_ipv4, parse_ipv4
+from gateway.core.config import GatewayConfig
 from gateway.core.service import GuestAddress, UdpReply
 
+from plugins.dhcp.config import DhcpConfig
 from plugins.dhcp.drops import DhcpDrop
 from plugins.dhcp.leases import LeasePool, client_key
 from plugins.dhcp.packet import (
@@ -100,6 +101,7 @@ class DhcpService:
     def __init__(self, gateway: GatewayConfig, dhcp: DhcpConfig | None = None, *, max_records: int = 4096) -> None:
         dhcp = dhcp if dhcp is not None else DhcpConfig()
         network = gateway.network
+        self._network = network
         #: option 54, and the address RENEWING clients unicast to
         self.server_ip = parse_ipv4(gateway.gateway_ip)
         self.leases = LeasePool(network, _addresses_kept_from_pool(gateway),
@@ -144,6 +146,19 @@ class DhcpService:
     def unreserve(self, mac: bytes) -> None:
         """The guest with `mac` has gone: its reserved address goes back to the pool."""
         self.leases.unreserve(mac)
+
+    # -- `gateway.core.service.GuestLifecycle`: guests a transport identifies (vmnet) ------
+
+    def guest_attached(self, mac: bytes, preferred_ip: bytes | None, now: float) -> str | None:
+        """A guest is attaching with a preferred address: hold it for its MAC, or say why not."""
+        if preferred_ip is None:
+            return None
+        if not self.reserve(mac, preferred_ip, now):
+            return f"preferred address {format_ipv4(preferred_ip)} is not available on {self._network}"
+        return None
+
+    def guest_detached(self, mac: bytes) -> None:
+        self.unreserve(mac)
 
     # -- the service -------------------------------------------------------------------
 
@@ -377,10 +392,3 @@ def _addresses_kept_from_pool(gateway: GatewayConfig) -> list[bytes]:
     gateway_ip = ipaddress.IPv4Address(gateway.gateway_ip)
     alias = gateway.host_alias_ip if gateway.host_alias_ip is not None else str(gateway_ip + 1)
     return [gateway_ip.packed, ipaddress.IPv4Address(alias).packed]
-
-
-def create(config: Config) -> DhcpService | None:
-    """The `dhcp` plugin's factory (entry point `hostclock.plugins`): on unless `[dhcp] enabled = false`."""
-    if not config.dhcp.enabled:
-        return None
-    return DhcpService(config.gateway, config.dhcp)

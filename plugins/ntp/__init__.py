@@ -1,15 +1,12 @@
-"""The SNTP responder: serves the host clock on loopback (RFC 4330 §6, RFC 5905 server mode)."""
+"""The time responder plugin: UDP/123 on the gateway, answered from the host clock.
 
-from plugins.ntp.drops import SntpDrop
-from plugins.ntp.host_clock import measure_precision, now_ns, read_kernel_time_state
-from plugins.ntp.kernel_state import KernelTimeState, LeapPending, kernel_state_from_timex
-from plugins.ntp.packet import HEADER, HEADER_LEN
-from plugins.ntp.responder import Responder, ServerState, parse_refid
-from plugins.ntp.server import SntpServer
-from plugins.ntp.timestamps import NTP_UNIX_OFFSET, ntp_to_unix_ns, unix_ns_to_ntp
+* `time_service` — the gateway side (sans-IO): screens guest requests and forwards them;
+* `responder` — the sans-IO SNTP responder (RFC 4330 §6, RFC 5905 server mode);
+* `server` — its loopback server (a thread with kernel receive timestamps);
+* `packet`, `timestamps` — the NTP header's layout and screening rules, era-aware timestamps;
+* `host_clock`, `kernel_state` — the read-only host-clock edge;
+* `replay_answerer`, `exchange` — what `hostclock replay` uses, in-process;
+* `config` — the ``[ntp]`` table; `plugin` — the entry point that ties them together.
 
-__all__ = [
-    "SntpDrop", "measure_precision", "now_ns", "read_kernel_time_state", "KernelTimeState",
-    "LeapPending", "kernel_state_from_timex", "HEADER", "HEADER_LEN", "Responder", "ServerState",
-    "parse_refid", "SntpServer", "NTP_UNIX_OFFSET", "ntp_to_unix_ns", "unix_ns_to_ntp",
-]
+Importing this package imports nothing else: the server (and trio) only when the gateway runs.
+"""

@@ -13,7 +13,9 @@ RFC 5905 §7.3, Figure 8::
     |                      Receive Timestamp (64)                   |
     |                      Transmit Timestamp (64)                  |
 
-Extension fields and a MAC may follow (RFC 7822); this module only knows the header.
+Extension fields and a MAC may follow (RFC 7822); this module only knows the header. It is the one
+place that knows the layout and the screening rules: the gateway's time service, the responder,
+and the replay's exchange reader use it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
     "MODE_SERVER", "MODE_BROADCAST", "MODE_CONTROL", "MODE_PRIVATE", "MODE_NAMES",
     "LI_NO_WARNING", "LI_INSERT_SECOND", "LI_DELETE_SECOND", "LI_UNSYNCHRONISED", "LI_NAMES",
     "leap_of", "version_of", "mode_of", "first_byte",
+    "WORD", "SUPPORTED_VERSIONS", "request_rejection", "reply_rejection", "transmit_of", "originate_of",
+    "timestamp_at",
 ]
 
 #: LI/VN/mode, stratum, poll, precision, root delay, root dispersion, reference ID,
@@ -100,3 +104,52 @@ def first_byte(leap: int, version: int, mode: int) -> int:
     if not 0 <= mode <= 7:
         raise ValueError(f"mode {mode} does not fit in 3 bits (0..7)")
     return (leap << 6) | (version << 3) | mode
+
+
+# -- what the gateway forwards and passes back (RFC 4330 §5: "the server ... should discard packets" of
+# other modes; mode 7 `monlist` made ntpd an amplifier, CVE-2013-5211) ----------------------------------
+
+#: a request must be a whole number of 32-bit words (RFC 5905 §7.3: extension fields are word-aligned)
+WORD = 4
+#: the versions a server answers (RFC 4330 §5: "servers should reply with the same version")
+SUPPORTED_VERSIONS = range(1, 5)
+
+
+def request_rejection(payload: bytes) -> str | None:
+    """Why a guest datagram to port 123 is not a client request the gateway forwards, or None."""
+    length = len(payload)
+    if length < HEADER_LEN:
+        return "ntp: request shorter than 48 bytes"
+    if length % WORD:
+        return "ntp: request length not a multiple of 4"
+    version = version_of(payload[0])
+    if version not in SUPPORTED_VERSIONS:
+        return f"ntp: version {version} (only 1-4 are answered)"
+    mode = mode_of(payload[0])
+    if mode != MODE_CLIENT:
+        return f"ntp: mode {mode} (only client requests, mode 3, are forwarded)"
+    return None
+
+
+def reply_rejection(payload: bytes, request_len: int) -> str | None:
+    """Why an upstream's datagram is not passed back to the guest as a reply to a `request_len` request."""
+    if len(payload) < HEADER_LEN or mode_of(payload[0]) != MODE_SERVER:
+        return "ntp: upstream reply is not an NTP server reply (mode 4)"
+    if len(payload) > request_len:
+        return "ntp: upstream reply longer than the request (anti-amplification)"
+    return None
+
+
+def transmit_of(payload: bytes) -> bytes:
+    """The 8 bytes of the transmit timestamp (a request's; the reply echoes them as its originate)."""
+    return payload[TRANSMIT_OFFSET:TRANSMIT_OFFSET + 8]
+
+
+def originate_of(payload: bytes) -> bytes:
+    """The 8 bytes of the originate timestamp."""
+    return payload[ORIGINATE_OFFSET:ORIGINATE_OFFSET + 8]
+
+
+def timestamp_at(payload: bytes, offset: int) -> int:
+    """The 64-bit timestamp at `offset`, as an integer (32.32 fixed point, era unknown)."""
+    return TIMESTAMP.unpack_from(payload, offset)[0]

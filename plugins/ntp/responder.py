@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gateway.core.addresses import parse_ipv4
-from gateway.app.config import ResponderConfig
+from plugins.ntp.config import NtpConfig
 
 from plugins.ntp.drops import SntpDrop
 from plugins.ntp.kernel_state import KernelTimeState, LeapPending
 from plugins.ntp.packet import (
     HEADER, HEADER_LEN, LI_DELETE_SECOND, LI_INSERT_SECOND, LI_NO_WARNING, LI_UNSYNCHRONISED,
     MODE_BROADCAST, MODE_CLIENT, MODE_CONTROL, MODE_PRIVATE, MODE_RESERVED, MODE_SERVER,
-    MODE_SYMMETRIC_ACTIVE, MODE_SYMMETRIC_PASSIVE, ORIGINATE_OFFSET, TIMESTAMP, TRANSMIT_OFFSET,
+    MODE_SYMMETRIC_ACTIVE, MODE_SYMMETRIC_PASSIVE, ORIGINATE_OFFSET, SUPPORTED_VERSIONS, TIMESTAMP, TRANSMIT_OFFSET, WORD,
 )
 from plugins.ntp.timestamps import NTP_SHORT_MAX, NTP_TIMESTAMP_MAX, seconds_to_ntp_short
 
@@ -103,7 +103,7 @@ class ServerState:
         return self.leap != LI_UNSYNCHRONISED
 
     @classmethod
-    def from_config(cls, config: ResponderConfig, kernel: KernelTimeState, *,
+    def from_config(cls, config: NtpConfig, kernel: KernelTimeState, *,
                     precision: int, reference_ntp: int) -> "ServerState":
         """The state to serve, from the configuration and what the kernel says of the host clock.
 
@@ -155,7 +155,7 @@ class Responder:
       association is mobilised, unlike ntpd's ephemeral passive peers). That
       is when the responder is queried directly (`hostclock serve`, or a host
       process sending to the embedded responder's loopback port), not through
-      the gateway: the gateway's time service (plugins/time_service.py)
+      the gateway: the gateway's time service (plugins/ntp/time_service.py)
       forwards client requests (mode 3) only, because symmetric mode through
       a NAT'd per-flow socket makes no sense, so a guest must name the gateway
       with `server`, not `peer`. Every other mode is dropped, modes 6 and 7
@@ -184,7 +184,7 @@ class Responder:
         if length < HEADER_LEN:
             self.drops[SntpDrop.TOO_SHORT] += 1
             return None
-        if length & 3:
+        if length % WORD:
             self.drops[SntpDrop.NOT_WORD_ALIGNED] += 1
             return None
         first = request[0]
@@ -193,7 +193,7 @@ class Responder:
             self.drops[_MODE_DROP[first & 0x7]] += 1
             return None
         version = (first >> 3) & 0x7
-        if not 1 <= version <= 4:
+        if version not in SUPPORTED_VERSIONS:
             self.drops[SntpDrop.BAD_VERSION] += 1
             return None
         state = self.state

@@ -37,8 +37,9 @@ from typing import Callable
 
 import trio
 
-from gateway.app.config import ResponderConfig, parse_host_port
-from gateway.app.failures import ServingFailed
+from gateway.core.config import parse_host_port
+from gateway.core.failures import ServingFailed
+from plugins.ntp.config import NtpConfig
 
 from plugins.ntp.drops import SntpDrop
 from plugins.ntp.host_clock import measure_precision, now_ns, read_kernel_time_state
@@ -77,7 +78,7 @@ class SntpServer:
     once `run` has bound the socket.
     """
 
-    def __init__(self, config: ResponderConfig, *, clock: Callable[[], int] | None = None,
+    def __init__(self, config: NtpConfig, *, clock: Callable[[], int] | None = None,
                  read_kernel_state: Callable[[], KernelTimeState] = read_kernel_time_state,
                  precision: int | None = None) -> None:
         self.config = config
@@ -188,12 +189,11 @@ class SntpServer:
         try:
             failure = await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
             # the thread returns only to stop (then this task is being cancelled) or for good
-            raise ServingFailed(f"SNTP responder on {self.bound_address[0]}:{self.bound_address[1]}: "
-                                f"the serving thread failed {MAX_RESTARTS + 1} times within {RESTART_WINDOW:.0f} s "
-                                f"(last: {type(failure).__name__}: {failure}); stopping rather than answer nothing"
-                                if failure is not None else
-                                f"SNTP responder on {self.bound_address[0]}:{self.bound_address[1]}: "
-                                "the serving thread stopped unexpectedly; stopping rather than answer nothing")
+            where = f"SNTP responder on {self.bound_address[0]}:{self.bound_address[1]}"
+            raise ServingFailed(f"{where}: the serving thread failed {MAX_RESTARTS + 1} times within "
+                                f"{RESTART_WINDOW:.0f} s (last: {type(failure).__name__}: {failure}); "
+                                "stopping rather than answer nothing" if failure is not None else
+                                f"{where}: the serving thread stopped unexpectedly; stopping rather than answer nothing")
         finally:
             with trio.CancelScope(shield=True):  # the cancellation that got us here must not cut this short
                 await self._stop_thread(sock, stopped)

@@ -4,12 +4,12 @@ Sans-IO. A guest's NTP request becomes a `Forward` on the guest's flow (see
 `gateway.core.flows`); the upstream's reply comes back through `handle_upstream`
 and goes to the guest from gateway:123, to the port it asked from.
 
-The gateway screens both directions, so that even an upstream that speaks more
-than SNTP (an ntpd with mode 6/7 enabled) is only reachable as an SNTP server:
-only client requests (mode 3) of versions 1–4 and SNTP sizes are forwarded
-(RFC 4330 §5: "the server ... should discard packets" of other modes; mode 7
-`monlist` made ntpd an amplifier, CVE-2013-5211), and a reply is passed back
-only if it is a server reply (mode 4) no longer than the request it answers.
+The gateway screens both directions (`plugins.ntp.packet.request_rejection`,
+`reply_rejection`), so that even an upstream that speaks more than SNTP (an
+ntpd with mode 6/7 enabled) is only reachable as an SNTP server: only client
+requests (mode 3) of versions 1–4 and SNTP sizes are forwarded, and a reply is
+passed back only if it is a server reply (mode 4) no longer than the request it
+answers.
 """
 
 from __future__ import annotations
@@ -17,19 +17,17 @@ from __future__ import annotations
 from collections import Counter
 
 from gateway.core.flows import FlowTable
-from gateway.core.service import GuestAddress
-from gateway.core.service import Forward
+from gateway.core.service import Forward, GuestAddress
+
+from plugins.ntp.packet import reply_rejection, request_rejection
 
 __all__ = ["TimeService", "NTP_PORT"]
 
 NTP_PORT = 123
-_NTP_HEADER_LEN = 48
-_MODE_CLIENT = 3
-_MODE_SERVER = 4
 
 
 class TimeService:
-    """UDP/123 on the gateway. Implements `gateway.edges.upstream.ForwardingService`."""
+    """UDP/123 on the gateway. Implements `gateway.core.service.ForwardingService`."""
 
     port = NTP_PORT
     accepts_broadcast = False
@@ -41,7 +39,7 @@ class TimeService:
         self.answered = 0
 
     def handle_datagram(self, source: GuestAddress, local_ip: bytes, payload: bytes, now: float) -> list[Forward]:
-        reason = _screen_request(payload)
+        reason = request_rejection(payload)
         if reason is not None:
             self.drops[reason] += 1
             return []
@@ -55,28 +53,14 @@ class TimeService:
         if flow is None:
             self.drops["ntp: reply on no open flow"] += 1
             return None
-        if len(payload) < _NTP_HEADER_LEN or payload[0] & 7 != _MODE_SERVER:
-            self.drops["ntp: upstream reply is not an NTP server reply (mode 4)"] += 1
-            return None
-        if len(payload) > flow.last_request_len:
-            self.drops["ntp: upstream reply longer than the request (anti-amplification)"] += 1
+        reason = reply_rejection(payload, flow.last_request_len)
+        if reason is not None:
+            self.drops[reason] += 1
             return None
         self.flows.refresh(flow, now)
         self.answered += 1
         return payload
 
-
-def _screen_request(payload: bytes) -> str | None:
-    """Why a guest datagram to port 123 is not forwarded, or None to forward it."""
-    length = len(payload)
-    if length < _NTP_HEADER_LEN:
-        return "ntp: request shorter than 48 bytes"
-    if length % 4:
-        return "ntp: request length not a multiple of 4"
-    version = (payload[0] >> 3) & 7
-    if not 1 <= version <= 4:
-        return f"ntp: version {version} (only 1-4 are answered)"
-    mode = payload[0] & 7
-    if mode != _MODE_CLIENT:
-        return f"ntp: mode {mode} (only client requests, mode 3, are forwarded)"
-    return None
+    def counters(self) -> dict[str, int]:
+        """The service's figures for the gateway's counters."""
+        return {"ntp_forwarded": self.forwarded, "ntp_answered": self.answered, "flows_open": len(self.flows)}

@@ -11,7 +11,7 @@ time service forwards, the responder answers (the screening is no looser than th
 from __future__ import annotations
 
 from bench.fuzz.frame_checks import require
-from gateway.app.config import ResponderConfig
+from plugins.ntp.config import NtpConfig
 from gateway.core.service import GuestAddress
 from plugins.ntp.kernel_state import UNKNOWN_KERNEL_STATE
 from plugins.ntp.responder import Responder, ServerState
@@ -23,7 +23,7 @@ GATEWAY = bytes([192, 168, 65, 1])
 CLOCK = 0xE9B2_1A4C_0123_4567
 
 
-RESPONDER = Responder(ServerState.from_config(ResponderConfig(), UNKNOWN_KERNEL_STATE, precision=-20,
+RESPONDER = Responder(ServerState.from_config(NtpConfig(), UNKNOWN_KERNEL_STATE, precision=-20,
                                              reference_ntp=CLOCK - (1 << 32)))
 
 

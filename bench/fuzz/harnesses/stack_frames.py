@@ -18,14 +18,13 @@ from bench.fuzz.frame_checks import check_emitted, fix_checksums, require
 from bench.fuzz.seeds import stack_seed_frames
 from gateway.app.config import Config
 from gateway.core.drops import Drop
-from gateway.core.flows import FlowTable
 from gateway.core.service import Forward
 from gateway.core.stack import Stack
-from plugins.dhcp.service import DhcpService
-from plugins.ntp.time_service import TimeService
+from plugins.dhcp.plugin import PLUGIN as DHCP
+from plugins.ntp.plugin import PLUGIN as NTP
 
 NAME = "stack_frames"
-CONFIG = Config().replace(time={"max_flows": 4}, gateway={"host_alias_ip": "192.168.65.2"})
+CONFIG = Config().replace(ntp={"max_flows": 4}, gateway={"host_alias_ip": "192.168.65.2"})
 #: drops of a reply, counted beside the frame's own fate
 _REPLY_SIDE = {Drop.REPLY_OVER_MTU, Drop.REPLY_BAD_DESTINATION}
 
@@ -50,10 +49,11 @@ def seeds() -> list[bytes]:
 
 
 def build_stack(config: Config = CONFIG) -> Stack:
-    """The stack `gateway.app.assembly.build_stack` makes (time service and DHCP), without the
-    entry-point scan for third-party plugins, which would cost most of each execution."""
-    flows = FlowTable(idle_timeout=config.time.flow_idle_timeout, max_flows=config.time.max_flows)
-    return Stack(config.gateway, [TimeService(flows), DhcpService(config.gateway, config.dhcp)])
+    """The stack `gateway.app.assembly.build_stack` makes (the ntp and dhcp plugins' services),
+    without the entry-point scan, which would cost most of each execution."""
+    services = [service for plugin in (NTP, DHCP)
+                for service in plugin.contribute(config.settings_for(plugin), config.gateway).services]
+    return Stack(config.gateway, services)
 
 
 def _count_calls(service, calls: Counter) -> None:

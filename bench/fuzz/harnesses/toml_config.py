@@ -33,6 +33,5 @@ def check(data: bytes) -> None:
     except ConfigError as e:
         require("\n" not in str(e), f"a multi-line ConfigError: {e!r}")
         return
-    for field in dataclasses.fields(config):
-        section = getattr(config, field.name)
+    for section in (config.gateway, config.access, *config.plugins.values()):
         type(section)(**{f.name: getattr(section, f.name) for f in dataclasses.fields(section)})

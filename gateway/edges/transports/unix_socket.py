@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from gateway.core.admission import DEFAULT_MAX_GUESTS
 from gateway.edges.transports.base import TransportError
 
 __all__ = ["bind_unix", "remove_socket_file", "serve_connections", "DEFAULT_MAX_GUESTS"]
@@ -24,10 +25,6 @@ log = logging.getLogger("hostclock.transport")
 _ACCEPT_BACKOFF = 0.1
 #: refusals (past max_guests) and accept failures are logged at most this often, in seconds
 _REFUSAL_LOG_INTERVAL = 60.0
-#: connections a listening transport serves at once (`[access] max_guests`); past it new ones are
-#: refused. 64 VMs behind one gateway is far past a desktop's use, and bounds the send queues
-#: (1 MiB each at most) and descriptors the guests can hold.
-DEFAULT_MAX_GUESTS = 64
 
 
 def bind_unix(path: str, kind: int) -> socket.socket:

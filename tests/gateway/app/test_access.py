@@ -47,7 +47,7 @@ def test_access_defaults_are_owner_only_and_documented():
 
 
 def test_unknown_toml_keys_are_errors_in_every_section(tmp_path):
-    for section in ("gateway", "time", "responder", "dhcp", "access"):
+    for section in ("gateway", "ntp", "time", "responder", "dhcp", "access"):
         path = tmp_path / f"{section}.toml"
         path.write_text(f"[{section}]\nno_such_key = 1\n")
         with pytest.raises(ConfigError, match=f"unknown key 'no_such_key' in \\[{section}\\]"):

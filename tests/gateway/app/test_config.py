@@ -1,14 +1,15 @@
 import pytest
 
-from gateway.app.config import Config, ConfigError, GatewayConfig, ResponderConfig, TimeConfig
+from gateway.app.config import Config, ConfigError, GatewayConfig
+from plugins.ntp.config import NtpConfig
 
 
 def test_vpnkit_defaults():
     config = Config()
     assert (config.gateway.gateway_ip, config.gateway.gateway_mac, config.gateway.prefix_len, config.gateway.mtu) == \
         ("192.168.65.1", "f6:16:36:bc:f9:c6", 24, 1500)
-    assert config.time.flow_idle_timeout == 60.0 and config.time.max_flows == 1024
-    assert config.time.upstream is None  # the embedded responder
+    assert config.ntp.flow_idle_timeout == 60.0 and config.ntp.max_flows == 1024
+    assert config.ntp.upstream is None  # the embedded responder
 
 
 def test_immutable():
@@ -35,34 +36,34 @@ def test_bad_gateway_settings_say_what_to_fix(kwargs, message):
 
 def test_upstream_must_be_loopback_unless_allowed():
     with pytest.raises(ConfigError, match="--allow-remote-upstream"):
-        TimeConfig(upstream="192.0.2.10:123")
-    assert TimeConfig(upstream="192.0.2.10:123", allow_remote_upstream=True).upstream == "192.0.2.10:123"
-    assert TimeConfig(upstream="127.0.0.53:123").upstream == "127.0.0.53:123"
+        NtpConfig(upstream="192.0.2.10:123")
+    assert NtpConfig(upstream="192.0.2.10:123", allow_remote_upstream=True).upstream == "192.0.2.10:123"
+    assert NtpConfig(upstream="127.0.0.53:123").upstream == "127.0.0.53:123"
     for bad in ("localhost:123", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:0"):
         with pytest.raises(ConfigError):
-            TimeConfig(upstream=bad)
+            NtpConfig(upstream=bad)
 
 
 def test_responder_settings():
     with pytest.raises(ConfigError, match="loopback"):
-        ResponderConfig(listen="0.0.0.0:123")
+        NtpConfig(listen="0.0.0.0:123")
     with pytest.raises(ConfigError, match="stratum"):
-        ResponderConfig(stratum=16)
-    assert ResponderConfig(refid="GPS").refid == "GPS"
+        NtpConfig(stratum=16)
+    assert NtpConfig(refid="GPS").refid == "GPS"
     with pytest.raises(ConfigError, match="refid"):
-        ResponderConfig(refid="TOOLONG")
+        NtpConfig(refid="TOOLONG")
 
 
 def test_toml_file(tmp_path):
     path = tmp_path / "hostclock.toml"
     path.write_text('[gateway]\ngateway_ip = "10.0.2.2"\nprefix_len = 24\n[time]\nmax_flows = 64\n')
     config = Config.from_toml(path)
-    assert config.gateway.gateway_ip == "10.0.2.2" and config.time.max_flows == 64
+    assert config.gateway.gateway_ip == "10.0.2.2" and config.ntp.max_flows == 64
     assert config.gateway.mtu == 1500
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[gateway]\nmtu = 1500\n[dns]\nx = 1\n", "unknown section \\[dns\\]"),
+    ("[gateway]\nmtu = 1500\n[dns]\nx = 1\n", "unknown table \\[dns\\]"),
     ("[gateway]\ngatway_ip = '1.2.3.4'\n", "unknown key 'gatway_ip'"),
     ("[gateway\n", "not valid TOML"),
 ])
@@ -104,4 +105,4 @@ def test_a_value_of_the_wrong_kind_is_one_line_naming_it(tmp_path, text):
 def test_an_integer_is_a_number_where_a_number_belongs(tmp_path):
     path = tmp_path / "hostclock.toml"
     path.write_text("[time]\nflow_idle_timeout = 5\n")
-    assert Config.from_toml(path).time.flow_idle_timeout == 5
+    assert Config.from_toml(path).ntp.flow_idle_timeout == 5

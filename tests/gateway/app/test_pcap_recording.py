@@ -8,7 +8,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from gateway.app.config import Config
 from gateway.edges.pcap_reader import open_capture
-from gateway.replay.engine import EmbeddedResponder, RecordedClock, replay
+from gateway.replay.engine import RecordedClock, replay
 from gateway.app.runtime import Gateway
 
 GW_MAC, GUEST_MAC = "f6:16:36:bc:f9:c6", "02:00:00:00:00:03"
@@ -73,7 +73,7 @@ async def test_the_recording_replays_like_the_live_run(tmp_path):
     path = tmp_path / "live.pcap"
     sent = await _run_gateway(str(path), [ARP_REQUEST, NTP_REQUEST])
     config = Config()
-    result = replay(open_capture(str(path)).records(), config, RecordedClock(), EmbeddedResponder(config.responder))
+    result = replay(open_capture(str(path)).records(), config, RecordedClock())
     assert (result.frames_from_guest, result.frames_answered, dict(result.drops)) == (2, 2, {})
     assert dict(result.skipped) == {"not from a guest (sent by the gateway)": 2}
     (exchange,) = result.exchanges

@@ -10,6 +10,8 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from gateway.app.config import GatewayConfig
 from gateway.core.drops import Drop
 from gateway.core import stack as stack_module
+from gateway.core.flows import Flow, FlowTable
+from gateway.core.service import Forward, GuestAddress
 from gateway.core.stack import Stack
 from guest_frames import (GATEWAY_IP, GATEWAY_MAC, GUEST_IP, GUEST_MAC, arp_request, ping, to_gateway,
                           udp_to_gateway)
@@ -213,13 +215,28 @@ def test_reply_over_mtu_is_dropped():
     assert stack.drops == {Drop.REPLY_OVER_MTU: 1}
 
 
-def test_non_bytes_outputs_pass_through_untouched():
-    request = object()
+def test_a_forwarding_services_forward_passes_through_and_anything_else_is_counted():
+    flow = Flow(1, GuestAddress(b"\x02" * 6, bytes(4), 1), b"", 0.0)
+    request = Forward(123, flow, b"x" * 48)
+
     class Forwarding(EchoService):
+        flows = FlowTable()
+
         def handle_datagram(self, source, local_ip, payload, now):
-            return [request]
-    stack = Stack(GatewayConfig(), [Forwarding(port=123)])
+            return [request, object()]
+
+        def handle_upstream(self, flow_id, payload, now):
+            return None
+
+    class Plain(EchoService):
+        def handle_datagram(self, source, local_ip, payload, now):
+            return [request]  # a Forward from a service that does not forward: nothing would carry it
+
+    stack = Stack(GatewayConfig(), [Forwarding(port=123), Plain(port=7)])
+    assert stack.forwarders.keys() == {123}
     assert stack.receive_frame(udp_to_gateway(b"x" * 48, dport=123), now=0.0) == [request]
+    assert stack.receive_frame(udp_to_gateway(b"x", dport=7), now=0.0) == []
+    assert stack.drops == {Drop.SERVICE_BAD_OUTPUT: 2}
 
 
 def test_binding_twice_or_a_non_service_is_refused():

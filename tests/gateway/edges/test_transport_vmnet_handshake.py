@@ -1,4 +1,4 @@
-"""The sans-IO vmnet handshake, byte for byte against the layout in FACTS.md (vpnkit's vmnet.ml).
+"""The sans-IO vmnet handshake, byte for byte against the layout vpnkit's vmnet protocol uses.
 
 The expected bytes are written out here with struct, not taken from the module.
 """

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.app.config import Config
 from gateway.edges.pcap_reader import open_capture
-from gateway.replay.engine import EmbeddedResponder, RecordedClock, replay
+from gateway.replay.engine import RecordedClock, replay
 from gateway.replay.report import summary
 from realpeers import requires_clients, requires_root
 
@@ -33,7 +33,7 @@ def _fresh_capture(tmp_path, client):
     module.capture(client, argv, out, upstream=None)
     capture = open_capture(str(out))
     config = Config()
-    result = replay(capture.records(), config, RecordedClock(), EmbeddedResponder(config.responder))
+    result = replay(capture.records(), config, RecordedClock())
     return summary(result, capture)
 
 

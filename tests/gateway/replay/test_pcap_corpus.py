@@ -16,7 +16,7 @@ from gateway.app.config import Config
 from gateway.core.drops import Drop
 from gateway.edges.pcap_reader import open_capture
 from gateway.edges.pcap_writer import pcap_bytes
-from gateway.replay.engine import EmbeddedResponder, parse_clock, replay
+from gateway.replay.engine import parse_clock, replay
 from gateway.replay.report import summary
 from plugins.ntp.drops import SntpDrop
 
@@ -41,7 +41,7 @@ KNOWN_SKIPS = {"not from a guest (sent by the gateway)", "cut short by the captu
 def _replay(capture: Path, clock: str):
     opened = open_capture(str(capture))
     config = Config()
-    result = replay(opened.records(), config, parse_clock(clock), EmbeddedResponder(config.responder))
+    result = replay(opened.records(), config, parse_clock(clock))
     return pcap_bytes(result.output), summary(result, opened)
 
 

@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 
-from gateway.replay.engine import NtpExchange, ReplayResult
+from gateway.replay.engine import Exchange, ReplayResult
+from plugins.ntp.exchange import exchange_times
 from gateway.replay.report import PLAUSIBLE_T1_WINDOW_NS, format_text, measure_exchange, outcome, summary
 from plugins.ntp.timestamps import unix_ns_to_ntp
 
@@ -17,9 +18,9 @@ def _exchange(transmit: bytes, *, t2=TS + 100_000, t3=TS + 110_000, recorded=Non
     request = bytes([0x23, 0, 6, 0xEC]) + bytes(36) + transmit
     reply = (bytes([0x24, 10, 6, 0xEC]) + bytes(20) + transmit
              + unix_ns_to_ntp(t2).to_bytes(8, "big") + unix_ns_to_ntp(t3).to_bytes(8, "big"))
-    return NtpExchange(request_number=3, guest="192.168.65.3:40000", request_ns=TS, request=request, reply=reply,
-                       replay_now_ns=TS, reply_capture_ns=TS + 10_000,
-                       recorded_reply_ns=recorded, next_frame_ns=next_frame)
+    return Exchange(request_number=3, port=123, guest="192.168.65.3:40000", request_ns=TS,
+                    times=exchange_times(request, reply, TS, TS), reply_capture_ns=TS + 10_000,
+                    recorded_reply_ns=recorded, next_frame_ns=next_frame)
 
 
 def test_a_real_transmit_timestamp_is_t1_and_the_recorded_reply_is_t4():
@@ -49,8 +50,8 @@ def test_without_later_frames_t4_is_the_replayed_reply():
 def _result():
     result = ReplayResult(clock="recorded", upstream="embedded", frames_read=30, frames_from_guest=28,
                           frames_answered=25, skipped=Counter({"not from a guest (sent by the gateway)": 2}),
-                          drops=Counter({"b: two": 2, "a: two": 2, "c: one": 1}), ntp_forwarded=25,
-                          ntp_answered=25, flows_opened=25)
+                          drops=Counter({"b: two": 2, "a: two": 2, "c: one": 1}), forwarded=25,
+                          answered=25, flows_opened=25)
     result.exchanges = [_exchange(RANDOM) for _ in range(25)]
     result.output = [(TS, b"")] * 25
     return result

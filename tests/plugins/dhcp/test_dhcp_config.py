@@ -3,7 +3,8 @@
 import pytest
 
 from gateway.app.cli import _build_parser, _config_from_args
-from gateway.app.config import Config, ConfigError, DhcpConfig
+from gateway.app.config import Config, ConfigError
+from plugins.dhcp.config import DhcpConfig
 from gateway.app.runtime import Gateway
 from plugins.dhcp.service import DhcpService
 
@@ -68,7 +69,6 @@ class NoTransport:
 
 def test_the_runtime_binds_the_dhcp_service_only_when_enabled():
     gateway = Gateway(Config(), NoTransport())
-    assert isinstance(gateway.dhcp_service, DhcpService)
-    assert gateway.stack.services[67] is gateway.dhcp_service
+    assert isinstance(gateway.stack.services[67], DhcpService)
     off = Gateway(Config().replace(dhcp={"enabled": False}), NoTransport())
-    assert off.dhcp_service is None and 67 not in off.stack.services
+    assert 67 not in off.stack.services

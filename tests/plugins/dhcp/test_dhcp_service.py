@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from gateway.core.addresses import BROADCAST_MAC
-from gateway.app.config import DhcpConfig, GatewayConfig
+from gateway.core.config import GatewayConfig
+from plugins.dhcp.config import DhcpConfig
 from gateway.core.service import GuestAddress, UdpReply, UdpService
 from plugins.dhcp.drops import DhcpDrop
 from plugins.dhcp.packet import DhcpMessage, parse_message

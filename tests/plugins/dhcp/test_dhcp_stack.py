@@ -1,4 +1,4 @@
-"""DHCP end to end through gateway.stack.Stack, and the stack's guarantees for a service's `UdpReply`.
+"""DHCP end to end through gateway.core.stack.Stack, and the stack's guarantees for a service's `UdpReply`.
 
 Frames are crafted with scapy as a DHCP client sends them: from 0.0.0.0:68 to
 255.255.255.255:67 at the broadcast MAC; answers are checked by scapy's dissection

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from gateway.app.config import ResponderConfig
+from plugins.ntp.config import NtpConfig
 from plugins.ntp.kernel_state import KernelTimeState, LeapPending
 from plugins.ntp.server import SntpServer
 
@@ -37,7 +37,7 @@ FAKE_OFFSET_NS = 1000 * NS + NS // 2  # 1000.5 s ahead
 
 
 @contextlib.contextmanager
-def server_in_thread(config: ResponderConfig, **kwargs):
+def server_in_thread(config: NtpConfig, **kwargs):
     """Run SntpServer in a thread (its own trio.run); yield (server, (host, port)); stop it after."""
     started: queue.Queue = queue.Queue()
 
@@ -78,7 +78,7 @@ def ntpdig_server(**kwargs):
         pytest.skip(f"ntpdig can only ask port 123 and {NTPDIG_ADDRESS}:123 cannot be bound here: {e.strerror}")
     finally:
         probe.close()
-    return server_in_thread(ResponderConfig(listen=f"{NTPDIG_ADDRESS}:123", **kwargs.pop("config", {})), **kwargs)
+    return server_in_thread(NtpConfig(listen=f"{NTPDIG_ADDRESS}:123", **kwargs.pop("config", {})), **kwargs)
 
 
 def run_ntpdig() -> subprocess.CompletedProcess:
@@ -123,7 +123,7 @@ def test_ntpdig_sees_the_host_clock():
 
 
 def test_chronyd_sees_the_host_clock(tmp_path):
-    with server_in_thread(ResponderConfig()) as (server, (_, port)):
+    with server_in_thread(NtpConfig()) as (server, (_, port)):
         offset = chronyd_offset(tmp_path, port)
         assert server.answered >= 1 and not server.drops
     print(f"chronyd offset {offset:+.6f} s")
@@ -131,7 +131,7 @@ def test_chronyd_sees_the_host_clock(tmp_path):
 
 
 def test_ntplib_sees_the_host_clock():
-    with server_in_thread(ResponderConfig()) as (server, (_, port)):
+    with server_in_thread(NtpConfig()) as (server, (_, port)):
         offsets = [ntplib_offset(port) for _ in range(5)]
         assert server.answered == 5
     print("ntplib offsets " + " ".join(f"{o:+.6f}" for o in offsets) + " s")
@@ -144,7 +144,7 @@ def shifted_clock():
 
 def test_all_clients_follow_a_served_clock_that_is_1000_5_s_ahead(tmp_path):
     # proves the clients take their time from our transmit/receive timestamps, not from elsewhere
-    with server_in_thread(ResponderConfig(), clock=shifted_clock) as (_, (_, port)):
+    with server_in_thread(NtpConfig(), clock=shifted_clock) as (_, (_, port)):
         assert abs(ntplib_offset(port) - 1000.5) < 0.001
         assert abs(chronyd_offset(tmp_path, port) - 1000.5) < 0.001  # "wrong by +X": the server is ahead
     with ntpdig_server(clock=shifted_clock):

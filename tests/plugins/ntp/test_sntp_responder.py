@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 from scapy.layers.ntp import NTPHeader
 
-from gateway.app.config import ResponderConfig
+from plugins.ntp.config import NtpConfig
 from plugins.ntp.drops import SntpDrop
 from plugins.ntp.kernel_state import UNKNOWN_KERNEL_STATE, KernelTimeState, LeapPending
 from plugins.ntp.packet import HEADER, first_byte
@@ -23,7 +23,7 @@ TRANSMIT = RECEIVE + 0x00C0_FFEE
 PRECISION = -23
 
 
-def state(config: ResponderConfig = ResponderConfig(), kernel: KernelTimeState = SYNCED) -> ServerState:
+def state(config: NtpConfig = NtpConfig(), kernel: KernelTimeState = SYNCED) -> ServerState:
     return ServerState.from_config(config, kernel, precision=PRECISION, reference_ntp=REFERENCE)
 
 
@@ -230,7 +230,7 @@ def test_any_bytes_give_a_48_byte_reply_no_longer_than_the_request_or_a_counted_
 # --- ServerState ----------------------------------------------------------------------------------
 
 def test_synchronised_state_serves_config_stratum_and_refid():
-    s = state(ResponderConfig(stratum=3, refid="192.0.2.7"))
+    s = state(NtpConfig(stratum=3, refid="192.0.2.7"))
     assert (s.leap, s.stratum, s.refid, s.precision, s.root_delay) == (0, 3, bytes([192, 0, 2, 7]), PRECISION, 0)
     assert s.reference_ntp == REFERENCE
     assert s.synchronised
@@ -246,12 +246,12 @@ def test_leap_indicator_follows_the_kernels_pending_leap_second(leap, indicator)
 
 
 def test_unsynchronised_host_is_served_as_synchronised_by_default():
-    s = state(ResponderConfig(report_unsync=False), UNSYNCED)
-    assert s == state(ResponderConfig(), SYNCED)
+    s = state(NtpConfig(report_unsync=False), UNSYNCED)
+    assert s == state(NtpConfig(), SYNCED)
 
 
 def test_unsynchronised_host_reported_honestly_the_chrony_way():
-    s = state(ResponderConfig(report_unsync=True), UNSYNCED)
+    s = state(NtpConfig(report_unsync=True), UNSYNCED)
     assert (s.leap, s.stratum, s.refid, s.reference_ntp) == (3, 0, bytes(4), 0)
     assert (s.root_delay, s.root_dispersion) == (0x10000, 0x10000)  # 1.0 s each
     assert not s.synchronised
@@ -263,11 +263,11 @@ def test_unsynchronised_host_reported_honestly_the_chrony_way():
 
 
 def test_report_unsync_changes_nothing_while_the_host_is_synchronised():
-    assert state(ResponderConfig(report_unsync=True), SYNCED) == state(ResponderConfig(), SYNCED)
+    assert state(NtpConfig(report_unsync=True), SYNCED) == state(NtpConfig(), SYNCED)
 
 
 def test_unknown_kernel_state_is_served_as_synchronised_even_with_report_unsync():
-    assert state(ResponderConfig(report_unsync=True), UNKNOWN_KERNEL_STATE).synchronised
+    assert state(NtpConfig(report_unsync=True), UNKNOWN_KERNEL_STATE).synchronised
 
 
 @pytest.mark.parametrize(("text", "refid"), [

@@ -10,7 +10,7 @@ import time
 import pytest
 import trio
 
-from gateway.app.config import ResponderConfig
+from plugins.ntp.config import NtpConfig
 from plugins.ntp.drops import SntpDrop
 from plugins.ntp.kernel_state import KernelTimeState, LeapPending
 from plugins.ntp.packet import HEADER, first_byte
@@ -57,7 +57,7 @@ async def query(sock, data: bytes) -> bytes:
 
 
 async def test_answers_a_client_with_kernel_receive_timestamps_and_the_host_clock():
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
@@ -77,7 +77,7 @@ async def test_answers_a_client_with_kernel_receive_timestamps_and_the_host_cloc
 
 
 async def test_drops_are_counted_and_service_continues():
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
@@ -96,7 +96,7 @@ async def test_drops_are_counted_and_service_continues():
 
 async def test_a_queued_burst_is_drained_in_batches_and_every_request_answered(monkeypatch):
     monkeypatch.setattr(server_module, "DRAIN_BATCH", 16)  # so that 150 queued requests take many batches
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     count = 150
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
@@ -117,7 +117,7 @@ async def test_a_queued_burst_is_drained_in_batches_and_every_request_answered(m
 
 async def test_an_injected_clock_gives_both_timestamps():
     clock = FakeClock(2_000_000_000 * NS + 123)
-    server = SntpServer(ResponderConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
+    server = SntpServer(NtpConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
@@ -131,7 +131,7 @@ async def test_an_injected_clock_gives_both_timestamps():
 async def test_kernel_state_is_refreshed_lazily_at_most_once_a_second():
     clock = FakeClock(1_800_000_000 * NS)
     kernel = FakeKernel(UNSYNCED)
-    server = SntpServer(ResponderConfig(report_unsync=True), clock=clock, read_kernel_state=kernel, precision=-20)
+    server = SntpServer(NtpConfig(report_unsync=True), clock=clock, read_kernel_state=kernel, precision=-20)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
@@ -156,7 +156,7 @@ async def test_kernel_state_is_refreshed_lazily_at_most_once_a_second():
 async def test_a_clock_step_backwards_also_refreshes():
     clock = FakeClock(1_800_000_000 * NS)
     kernel = FakeKernel(SYNCED)
-    server = SntpServer(ResponderConfig(), clock=clock, read_kernel_state=kernel, precision=-20)
+    server = SntpServer(NtpConfig(), clock=clock, read_kernel_state=kernel, precision=-20)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
@@ -171,7 +171,7 @@ async def test_a_clock_step_backwards_also_refreshes():
 
 async def test_logs_one_line_at_start(caplog):
     caplog.set_level(logging.INFO, logger="hostclock.sntp")
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: UNSYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: UNSYNCED)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             host, port = await nursery.start(server.run)
@@ -183,11 +183,11 @@ async def test_logs_one_line_at_start(caplog):
 
 
 async def test_a_port_in_use_is_a_clear_error():
-    first = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    first = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             host, port = await nursery.start(first.run)
-            second = SntpServer(ResponderConfig(listen=f"{host}:{port}"), read_kernel_state=lambda: SYNCED)
+            second = SntpServer(NtpConfig(listen=f"{host}:{port}"), read_kernel_state=lambda: SYNCED)
             with pytest.raises(OSError, match=f"cannot bind {host}:{port}"):
                 await second.run()
             nursery.cancel_scope.cancel()
@@ -235,7 +235,7 @@ async def stop_while_ticking(server, *, serve_for=0.05):
 
 
 async def test_shutdown_is_prompt_and_the_thread_is_gone_before_the_socket_is_closed():
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     with trio.fail_after(5):
         address, took, _ = await stop_while_ticking(server)
     assert took < 0.5
@@ -255,7 +255,7 @@ async def test_waiting_for_a_slow_thread_does_not_block_the_trio_loop(monkeypatc
         return done
 
     monkeypatch.setattr(SntpServer, "_drain", lingering)
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     with trio.fail_after(5):
         address, took, longest_gap = await stop_while_ticking(server)
     assert 0.35 <= took < 2.0          # it did wait for the thread
@@ -284,7 +284,7 @@ async def test_a_thread_that_does_not_stop_keeps_its_socket_until_it_returns(mon
 
     monkeypatch.setattr(SntpServer, "_drain", stuck)
     caplog.set_level(logging.WARNING, logger="hostclock.sntp")
-    server = SntpServer(ResponderConfig(), read_kernel_state=lambda: SYNCED)
+    server = SntpServer(NtpConfig(), read_kernel_state=lambda: SYNCED)
     try:
         with trio.fail_after(5):
             address, took, longest_gap = await stop_while_ticking(server)

@@ -13,8 +13,8 @@ import pytest
 import trio
 from gateway_process import REPO
 
-from gateway.app.config import ResponderConfig
-from gateway.app.failures import ServingFailed
+from plugins.ntp.config import NtpConfig
+from gateway.core.failures import ServingFailed
 from plugins.ntp import server as server_module
 from plugins.ntp.packet import HEADER
 from plugins.ntp.server import SntpServer
@@ -58,7 +58,7 @@ async def _client(address):
 async def test_a_failing_serving_thread_is_restarted_and_answers_again(caplog):
     caplog.set_level(logging.WARNING, logger="hostclock.sntp")
     clock = FaultyClock(2_000_000_000 * NS)
-    server = SntpServer(ResponderConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
+    server = SntpServer(NtpConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)
@@ -74,7 +74,7 @@ async def test_a_failing_serving_thread_is_restarted_and_answers_again(caplog):
 
 async def test_a_thread_that_keeps_failing_ends_the_server_with_one_line():
     clock = FaultyClock(2_000_000_000 * NS)
-    server = SntpServer(ResponderConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
+    server = SntpServer(NtpConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
     with trio.fail_after(10):
         with pytest.raises(BaseException) as raised:
             async with trio.open_nursery() as nursery:
@@ -131,7 +131,7 @@ async def test_the_host_clock_stepped_an_hour_either_way_shows_in_the_next_reply
     """An injected clock (never the host's) stepped +1 h, then -1 h: each next reply carries the new
     time in both timestamps; the server keeps no state that a step could upset."""
     clock = FaultyClock(2_000_000_000 * NS)
-    server = SntpServer(ResponderConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
+    server = SntpServer(NtpConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.run)

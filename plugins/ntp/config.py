@@ -1,0 +1,70 @@
+"""The ntp plugin's settings: the ``[ntp]`` table (earlier ``[time]`` and ``[responder]``, still read).
+
+One frozen dataclass, validated at construction, so a bad value stops the
+program at start-up with one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from gateway.core.addresses import parse_ipv4
+from gateway.core.config import ConfigError, parse_host_port
+
+__all__ = ["NtpConfig", "DEFAULT_RESPONDER_LISTEN"]
+
+DEFAULT_RESPONDER_LISTEN = "127.0.0.1:0"  # an ephemeral loopback port for the embedded responder
+
+
+@dataclass(frozen=True)
+class NtpConfig:
+    """UDP/123 on the gateway, forwarded to an SNTP server on the host: by default the embedded
+    responder that serves the host clock on loopback (RFC 4330 server mode)."""
+
+    # -- the gateway's time service
+    #: "HOST:PORT" of an existing server on the host, or None for the embedded responder
+    upstream: str | None = None
+    #: permit an upstream off loopback (then guest NTP traffic leaves the machine)
+    allow_remote_upstream: bool = False
+    #: vpnkit's UDP NAT: a flow idle this long (monotonic seconds) is closed
+    flow_idle_timeout: float = 60.0
+    #: vpnkit's UDP NAT: at most this many flows; at the limit the oldest quarter is expired
+    max_flows: int = 1024
+
+    # -- the embedded SNTP responder
+    #: where the embedded responder listens (port 0: an ephemeral port)
+    listen: str = DEFAULT_RESPONDER_LISTEN
+    #: stratum announced while the host clock is served as synchronised. 10 is the stratum
+    #: chrony's `local` directive uses for "my own clock, vouched for by nobody upstream";
+    #: the guest has no other source, so it follows the host either way.
+    stratum: int = 10
+    #: reference ID: for stratum >= 2 an IPv4 address; 127.127.1.1 is the classic "local clock"
+    refid: str = "127.127.1.1"
+    #: answer LI=3, stratum 0 (chrony's way) while the host kernel says its clock is unsynchronised.
+    #: Off by default: the guest must follow the host even when the host is off real time.
+    report_unsync: bool = False
+
+    def __post_init__(self) -> None:
+        if self.upstream is not None:
+            host, port = parse_host_port(self.upstream, what="upstream")
+            if port == 0:
+                raise ConfigError(f"upstream {self.upstream}: port 0 is not a server port")
+            if not ipaddress.IPv4Address(host).is_loopback and not self.allow_remote_upstream:
+                raise ConfigError(
+                    f"upstream {self.upstream} is not on loopback and by default no traffic leaves this machine; "
+                    "use a 127.x.x.x server or pass --allow-remote-upstream")
+        if self.flow_idle_timeout <= 0:
+            raise ConfigError(f"flow_idle_timeout {self.flow_idle_timeout}: must be above 0 seconds")
+        if self.max_flows < 4:
+            raise ConfigError(f"max_flows {self.max_flows}: allow at least 4 flows")
+        host, _ = parse_host_port(self.listen, what="responder listen address")
+        if not ipaddress.IPv4Address(host).is_loopback:
+            raise ConfigError(f"responder listen address {self.listen} is not on loopback; the responder serves this host only (use 127.0.0.1:PORT)")
+        if not 1 <= self.stratum <= 15:
+            raise ConfigError(f"stratum {self.stratum}: a synchronised server announces 1 to 15")
+        try:
+            parse_ipv4(self.refid)
+        except ValueError:
+            if not (1 <= len(self.refid) <= 4 and self.refid.isascii()):
+                raise ConfigError(f"refid {self.refid!r}: give an IPv4 address or up to 4 ASCII characters") from None

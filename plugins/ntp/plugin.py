@@ -1,0 +1,83 @@
+"""The ``ntp`` plugin (entry point ``hostclock.plugins``): the time service and where it forwards to.
+
+The gateway forwards guest NTP to `[ntp] upstream` when set (an existing server
+on the host), otherwise to the embedded SNTP responder, which the gateway starts
+on loopback first (`plugins.ntp.server.SntpServer`, imported only then: it is
+the plugin's one I/O part). A capture replay answers in-process with
+`plugins.ntp.replay_answerer.EmbeddedResponder`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.core.config import GatewayConfig, parse_host_port
+from gateway.core.flows import FlowTable
+from gateway.core.plugin import Contribution, HostServer, Plugin, Upstream
+
+from plugins.ntp.config import DEFAULT_RESPONDER_LISTEN, NtpConfig
+from plugins.ntp.exchange import exchange_times, reply_key, request_key
+from plugins.ntp.replay_answerer import EmbeddedResponder
+from plugins.ntp.time_service import NTP_PORT, TimeService
+
+__all__ = ["PLUGIN"]
+
+#: the port `hostclock serve` listens on unless told otherwise: it is the host's SNTP server then
+SERVE_DEFAULT_LISTEN = "127.0.0.1:123"
+
+
+def _contribute(settings: NtpConfig, gateway: GatewayConfig) -> Contribution:
+    service = TimeService(FlowTable(idle_timeout=settings.flow_idle_timeout, max_flows=settings.max_flows))
+    common: dict[str, Any] = dict(port=NTP_PORT, replay_answerer=lambda: EmbeddedResponder(settings),
+                                  request_key=request_key, reply_key=reply_key, exchange_times=exchange_times)
+    if settings.upstream is not None:
+        upstream = Upstream(address=parse_host_port(settings.upstream, what="upstream"),
+                            description="SNTP server", **common)
+    else:
+        upstream = Upstream(host_server=lambda: _embedded_responder(settings),
+                            description="embedded SNTP responder", **common)
+    return Contribution(services=(service,), upstreams=(upstream,))
+
+
+def _embedded_responder(settings: NtpConfig) -> HostServer:
+    from plugins.ntp.server import SntpServer
+
+    return SntpServer(settings)
+
+
+def _add_arguments(group: Any, command: str) -> None:
+    if command == "run":
+        group.add_argument("--upstream", metavar="HOST:PORT",
+                           help="forward guest NTP to this server on the host instead of the embedded responder")
+        group.add_argument("--allow-remote-upstream", action="store_const", const=True,
+                           help="permit an --upstream that is not on loopback (guest NTP then leaves this machine)")
+    if command == "serve":
+        group.add_argument("--listen", metavar="HOST:PORT",
+                           help=f"loopback address and port (default {SERVE_DEFAULT_LISTEN})")
+    group.add_argument("--stratum", type=int, metavar="N", help="stratum announced (10, as chrony's 'local')")
+    group.add_argument("--refid", metavar="ID", help="reference ID: an IPv4 address or up to 4 characters")
+    group.add_argument("--report-unsync", action="store_const", const=True,
+                       help="answer LI=3, stratum 0 while the host kernel says its clock is unsynchronised")
+
+
+def _table_from_arguments(args: Any, command: str, current: NtpConfig) -> dict[str, Any]:
+    names = ["stratum", "refid", "report_unsync"]
+    if command == "run":
+        names += ["upstream", "allow_remote_upstream"]
+    if command == "serve":
+        names.append("listen")
+    table = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if command == "serve" and "listen" not in table and current.listen == DEFAULT_RESPONDER_LISTEN:
+        table["listen"] = SERVE_DEFAULT_LISTEN  # `serve` is the host's SNTP server: the standard port
+    return table
+
+
+PLUGIN = Plugin(
+    name="ntp",
+    contribute=_contribute,
+    settings=NtpConfig,
+    legacy_tables=("time", "responder"),
+    add_arguments=_add_arguments,
+    table_from_arguments=_table_from_arguments,
+    summary="the time responder: UDP/123 on the gateway, answered from the host clock (SNTP on loopback)",
+)
