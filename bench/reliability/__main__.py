@@ -12,6 +12,10 @@ import sys
 
 ITEMS = {
     "nothing-leaves": ("bench.reliability.nothing_leaves", 30.0),
+    "storm": ("bench.reliability.storm", 20.0),
+    "flood": ("bench.reliability.flood", 30.0),
+    "upstream-restart": ("bench.reliability.faults:upstream_restart", 5.0),
+    "stop-continue": ("bench.reliability.faults:stop_continue", 30.0),
 }
 
 
@@ -21,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="how long (default: the item's full length)")
     args = parser.parse_args(argv)
     module_name, full_seconds = ITEMS[args.item]
-    module = importlib.import_module(module_name)
-    result = module.run(seconds=args.seconds or full_seconds)
+    module_name, _, function = module_name.partition(":")
+    run = getattr(importlib.import_module(module_name), function or "run")
+    result = run(seconds=args.seconds or full_seconds)
     json.dump(result, sys.stdout, indent=2)
     print()
     return 0 if result.get("holds") else 1

@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--destinations", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--ntp-only", action="store_true", help="send nothing but the NTP polls (a polite guest)")
     args = parser.parse_args(argv)
     targets = destinations(args.destinations)
     counts = {"udp": 0, "tcp": 0, "icmp": 0, "udp_not_sent": 0, "tcp_not_sent": 0, "icmp_not_sent": 0}
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rounds = 0
     while rounds < 1000:
+        if args.ntp_only:
+            stop.wait(args.seconds)
+            break
         spray_round(targets, counts, rng)
         rounds += 1
         if time.monotonic() - started >= args.seconds:
