@@ -26,6 +26,7 @@ EXPECTED = {
 
 
 @pytest.mark.slow
+@pytest.mark.root  # time_accuracy runs real clients in a namespace
 def test_quick_bench_produces_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     cp = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=REPO,

@@ -2,6 +2,7 @@
 
     hostclock run --tap hc0                      gateway + embedded SNTP responder on a new TAP
     hostclock run --qemu-stream /tmp/hc.sock     ... for QEMU -netdev stream
+    hostclock run --qemu-socket 127.0.0.1:5555   ... for QEMU -netdev socket,connect=127.0.0.1:5555 (TCP)
     hostclock run --tap hc0 --upstream 127.0.0.1:123   forward to an existing server on the host
     hostclock serve --listen 127.0.0.1:1123      only the SNTP responder
     hostclock run --tap hc0 --pcap live.pcap     ... recording the guest's link (both directions)

@@ -1,12 +1,16 @@
 """Boot the hostclock test guest (tests/vm/guest_image.py) under QEMU/TCG.
 
 The VM's only NIC is a virtio-net on a QEMU ``-netdev stream`` or
-``-netdev dgram`` Unix socket (no user-mode networking, no host network):
+``-netdev dgram`` Unix socket, or a ``-netdev socket`` loopback TCP connection
+(no user-mode networking, no host network):
 
 * ``stream_netdev(path)``: QEMU connects to a server listening on PATH; each
   frame goes with a 4-byte big-endian length before it.
 * ``dgram_netdev(local, remote)``: QEMU binds LOCAL and sends one frame per
   datagram, without prefix, to REMOTE.
+* ``socket_netdev(host, port)``: QEMU's legacy ``-netdev socket`` connects over
+  TCP to a loopback HOST:PORT (the frames as with stream); ``inet_stream_netdev``
+  is ``-netdev stream`` doing the same.
 
 The console (ttyS0) goes to QEMU's stdout; ``parse_results`` reads the guest's
 ``HOSTCLOCK-RESULT`` lines.  Every run is bounded by a wall-clock timeout after
@@ -46,6 +50,16 @@ def stream_netdev(path: str | os.PathLike, netdev_id: str = "n0") -> str:
     return f"stream,id={netdev_id},server=off,addr.type=unix,addr.path={os.fspath(path)}"
 
 
+def socket_netdev(host: str, port: int, netdev_id: str = "n0") -> str:
+    """QEMU's legacy ``-netdev socket`` connecting over TCP to HOST:PORT (the same framing as stream)."""
+    return f"socket,id={netdev_id},connect={host}:{port}"
+
+
+def inet_stream_netdev(host: str, port: int, netdev_id: str = "n0") -> str:
+    """``-netdev stream`` connecting over TCP to HOST:PORT (u32 big-endian length + frame, as over Unix)."""
+    return f"stream,id={netdev_id},server=off,addr.type=inet,addr.host={host},addr.port={port}"
+
+
 def dgram_netdev(local: str | os.PathLike, remote: str | os.PathLike,
                  netdev_id: str = "n0") -> str:
     return (f"dgram,id={netdev_id},local.type=unix,local.path={os.fspath(local)},"
@@ -60,11 +74,15 @@ def static_append(ip_prefix: str = "192.168.65.3/24", router: str = "192.168.65.
 
 def qemu_command(image: GuestImage, netdev: str, *, mac: str = GUEST_MAC,
                  memory_mb: int = 256, append: str = "") -> list[str]:
-    """The QEMU command line.  NETDEV is a stream_netdev()/dgram_netdev() string
+    """The QEMU command line.  NETDEV is a stream_netdev()/dgram_netdev()/socket_netdev() string
     whose id is n0.  APPEND is added to the kernel command line (e.g.
     static_append(...) to skip DHCP)."""
-    if not re.match(r"(stream|dgram),", netdev):
-        raise ValueError(f"only -netdev stream or dgram is allowed, not {netdev!r}")
+    loopback_tcp = (re.fullmatch(r"socket,id=\w+,connect=127\.[0-9.]+:\d+", netdev)
+                    or re.fullmatch(r"stream,id=\w+,server=off,addr\.type=inet,addr\.host=127\.[0-9.]+,addr\.port=\d+",
+                                    netdev))
+    if not (re.match(r"(stream|dgram),id=\w+,(server=off,)?(addr|local)\.type=unix,", netdev) or loopback_tcp):
+        raise ValueError(f"only -netdev stream or dgram on Unix sockets, or socket/stream to loopback TCP, "
+                         f"is allowed, not {netdev!r}")
     return [
         qemu_binary() or QEMU,
         "-accel", "tcg",

@@ -1,5 +1,6 @@
 """The public API a VM networking helper embeds: sans-IO and trio-level, as the README shows."""
 
+import inspect
 import re
 import socket
 import struct
@@ -17,9 +18,27 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def test_public_api_is_curated():
+    """Every public name is hostclock's own object, and everything the README and the package's
+    docstring tell an embedder to use is public."""
     for name in gateway.__all__:
-        assert getattr(gateway, name) is not None, name
-    assert gateway.Gateway.__name__ == "Gateway"
+        obj = getattr(gateway, name)  # the lazily imported edges too
+        if name in ("ENTRY_POINT_GROUP", "TRANSPORTS", "Output"):
+            continue  # a constant, a table, a type alias: checked below
+        assert obj.__module__.startswith("gateway."), (name, obj.__module__)  # not a re-export of a dependency
+        assert obj.__name__ == name, (name, obj.__name__)  # no alias under another name
+    assert gateway.ENTRY_POINT_GROUP == "hostclock.plugins"
+    assert sorted(gateway.TRANSPORTS) == ["--bess", "--qemu-dgram", "--qemu-stream", "--stdio", "--tap",
+                                          "--vfkit", "--vmnet"]  # the flags of `hostclock run`
+    assert set(gateway.Output.__args__) == {bytes, gateway.Forward}
+    documented = set(re.findall(r"\bgateway\.([A-Za-z_]+)\b", README.read_text() + gateway.__doc__))
+    documented |= {name.strip() for line in re.findall(r"from gateway import ([\w, ]+)", README.read_text()
+                                                        + gateway.__doc__) for name in line.split(",")}
+    documented -= {"core", "app", "edges", "replay"}  # subpackages named in prose
+    assert documented and documented <= set(gateway.__all__), documented - set(gateway.__all__)
+    # what the README's embedding example calls, with the arguments it passes
+    assert "task_status" in inspect.signature(gateway.serve).parameters
+    assert list(inspect.signature(gateway.make_transport).parameters)[:3] == ["flag", "argument", "gateway"]
+    assert isinstance(build_stack(Config()), gateway.Stack)
 
 
 def test_sans_io_round_trip_with_a_real_responder_socket():
