@@ -14,6 +14,7 @@ ITEMS = {
     "nothing-leaves": ("bench.reliability.nothing_leaves", 30.0),
     "storm": ("bench.reliability.storm", 20.0),
     "flood": ("bench.reliability.flood", 30.0),
+    "ntp-flood": ("bench.reliability.ntp_flood", 20.0),
     "upstream-restart": ("bench.reliability.faults:upstream_restart", 5.0),
     "stop-continue": ("bench.reliability.faults:stop_continue", 30.0),
 }

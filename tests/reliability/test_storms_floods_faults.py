@@ -47,3 +47,12 @@ def test_stopped_and_continued_the_gateway_serves_again_at_once():
     result = faults.stop_continue(seconds=2.0)
     assert result["gateway_alive"] and result["gateway_exit"] == 0 and not result["guest_error"]
     assert result["answered_again_after_s"] is not None and result["answered_again_after_s"] <= 1.0, result
+
+
+def test_an_ntp_flood_is_refused_as_the_rate_limit_says():
+    """[ntp] ratelimit through the real CLI and a flooding guest: the refusals are the settings'."""
+    from bench.reliability import ntp_flood
+
+    result = ntp_flood._one(2.0, limited=True)
+    assert result["gateway_exit"] == 0 and result["flooder_requests_seen"] > 1000, result
+    assert abs(result["refused_by_limit"] - result["expected_refused"]) <= 0.01 * result["expected_refused"], result
