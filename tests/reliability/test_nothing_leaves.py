@@ -5,7 +5,6 @@ run with a remote upstream (guest NTP meant to leave) shows that the capture and
 the socket audit both see traffic that does leave.
 """
 
-import os
 import shutil
 
 import pytest
@@ -18,10 +17,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 @pytest.fixture(autouse=True)
 def _needs_root_and_tcpdump():
-    reason = root_skip_reason() or (None if shutil.which("tcpdump") else "tcpdump is missing")
+    """A skip here fails under CI (tests/realpeers/required.py): these are real-peer tests."""
+    reason = root_skip_reason() or (None if shutil.which("tcpdump") else "tcpdump is missing (apt-get install tcpdump)")
     if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"a real-peer test cannot run under CI: {reason}")
         pytest.skip(reason)
 
 
