@@ -27,7 +27,7 @@ def test_public_api_is_curated():
         assert obj.__module__.startswith("gateway."), (name, obj.__module__)  # not a re-export of a dependency
         assert obj.__name__ == name, (name, obj.__name__)  # no alias under another name
     assert gateway.ENTRY_POINT_GROUP == "hostclock.plugins"
-    assert sorted(gateway.TRANSPORTS) == ["--bess", "--qemu-dgram", "--qemu-stream", "--stdio", "--tap",
+    assert sorted(gateway.TRANSPORTS) == ["--bess", "--qemu-dgram", "--qemu-socket", "--qemu-stream", "--stdio", "--tap",
                                           "--vfkit", "--vmnet"]  # the flags of `hostclock run`
     assert set(gateway.Output.__args__) == {bytes, gateway.Forward}
     documented = set(re.findall(r"\bgateway\.([A-Za-z_]+)\b", README.read_text() + gateway.__doc__))
