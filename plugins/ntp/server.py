@@ -56,7 +56,14 @@ logger = logging.getLogger("hostclock.sntp")
 #: platforms); the control message it produces has the same number (SCM_TIMESTAMPNS)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux: tv_sec, tv_nsec
-_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+#: Linux <asm-generic/socket.h>: SO_RXQ_OVFL, the socket's count of datagrams the kernel dropped
+#: because its receive queue was full, attached (u32) to each datagram received after the first drop
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+_DROP_COUNT = struct.Struct("=I")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_DROP_COUNT.size)
+#: the receive queue asked for (the kernel caps it at net.core.rmem_max): room for a burst while the
+#: serving thread waits for the GIL
+RECEIVE_QUEUE_BYTES = 1 << 20
 #: bigger than any plain request; a datagram that does not fit is counted and dropped
 RECEIVE_BUFFER = 2048
 #: datagrams handled between checkpoints while draining the queue
@@ -132,6 +139,11 @@ class SntpServer:
         serving = False
         try:
             sock.setblocking(False)
+            for option, value in ((SO_RXQ_OVFL, 1), (socket.SO_RCVBUF, RECEIVE_QUEUE_BYTES)):
+                try:  # best effort: what the kernel drops is then counted, and drops less often
+                    sock.setsockopt(socket.SOL_SOCKET, option, value)
+                except OSError:
+                    pass
             if self._kernel_timestamps:
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -275,6 +287,10 @@ class SntpServer:
                 continue
             if self._stopping:
                 return True
+            if len(ancillary) > 1 or (ancillary and ancillary[0][1] == SO_RXQ_OVFL):
+                dropped = _kernel_drop_count(ancillary)
+                if dropped is not None:  # the kernel's running total for this socket
+                    drops[SntpDrop.KERNEL_QUEUE_FULL] = dropped
             receive_ns = _kernel_receive_ns(ancillary) if kernel_timestamps else None
             if receive_ns is None:
                 receive_ns = self._clock()
@@ -298,6 +314,14 @@ class SntpServer:
                 self.answered -= 1
                 drops[SntpDrop.SEND_FAILED] += 1
         return False
+
+
+def _kernel_drop_count(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The SO_RXQ_OVFL count (datagrams the kernel dropped on this socket so far), or None."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= _DROP_COUNT.size:
+            return _DROP_COUNT.unpack_from(data)[0]
+    return None
 
 
 def _kernel_receive_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:

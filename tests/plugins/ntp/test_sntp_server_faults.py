@@ -16,6 +16,7 @@ from gateway_process import REPO
 from plugins.ntp.config import NtpConfig
 from gateway.core.failures import ServingFailed
 from plugins.ntp import server as server_module
+from plugins.ntp.drops import SntpDrop
 from plugins.ntp.packet import HEADER
 from plugins.ntp.server import SntpServer
 from plugins.ntp.timestamps import unix_ns_to_ntp
@@ -142,4 +143,40 @@ async def test_the_host_clock_stepped_an_hour_either_way_shows_in_the_next_reply
                     expected = unix_ns_to_ntp(clock.ns + offset)
                     assert fields[9] == fields[10] == expected, offset  # receive, transmit
             assert server.restarts == 0
+            nursery.cancel_scope.cancel()
+
+
+async def test_what_the_kernel_drops_at_the_responders_queue_is_counted():
+    """The serving thread held up (an injected clock that blocks once) while 5,000 requests arrive:
+    the kernel drops what the queue cannot hold, and the responder counts it (SO_RXQ_OVFL), so
+    that requests sent = answered + dropped by the kernel."""
+    import socket as stdlib_socket
+    import threading
+
+    armed, release = threading.Event(), threading.Event()
+
+    class BlockingWhenArmed(FaultyClock):
+        def __call__(self) -> int:
+            if armed.is_set() and not release.is_set():
+                release.wait(10)  # the serving thread waits here, its queue filling
+            return super().__call__()
+
+    clock = BlockingWhenArmed(2_000_000_000 * NS)
+    server = SntpServer(NtpConfig(), clock=clock, read_kernel_state=lambda: SYNCED, precision=-20)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.run)
+            armed.set()
+            with stdlib_socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM) as s:
+                s.sendto(REQUEST, address)  # the thread takes it and blocks in the clock
+                await trio.sleep(0.2)
+                for _ in range(5_000):
+                    s.sendto(REQUEST, address)
+                release.set()
+                await trio.sleep(0.5)
+                s.sendto(REQUEST, address)  # carries the kernel's final count
+                await trio.sleep(0.3)
+            dropped = server.responder.drops[SntpDrop.KERNEL_QUEUE_FULL]
+            assert dropped > 0
+            assert server.answered + dropped == 5_002, (server.answered, dropped)
             nursery.cancel_scope.cancel()
