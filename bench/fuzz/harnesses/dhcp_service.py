@@ -2,8 +2,9 @@
 
 Input: messages, each a u16 big-endian length and bytes, from one guest MAC (bytes 28..34 of
 each message are set to it when byte 0 of the input is odd, so that the server reads on),
-one second apart. Properties: no exception escapes; each message is either dropped under
-one reason or answered with replies that parse back as BOOTREPLY (op 2) of type OFFER, ACK
+one second apart. Properties: no exception escapes; each message is exactly one of: dropped
+under one reason, taken without a reply by rule (DECLINE, RELEASE: counted in `taken`), or
+answered with replies that parse back as BOOTREPLY (op 2) of type OFFER, ACK
 or NAK with the client's xid and chaddr, addressed to the asking MAC or broadcast and to a
 guest subnet host or a broadcast address, from the gateway (option 54), within the MTU and
 the client's maximum message size; a lease offered or acked is a host of the subnet.
@@ -53,10 +54,10 @@ def check(data: bytes) -> None:
         messages.append(bytes(message))
         offset += 2 + n
     for i, payload in enumerate(messages):
-        drops = sum(service.drops.values())
+        drops, taken = sum(service.drops.values()), sum(service.taken.values())
         replies = service.handle_datagram(SOURCE, SERVER_IP, payload, 100.0 + i)
-        require(bool(replies) != (sum(service.drops.values()) > drops), "a message both answered and dropped, or neither")
-        require(sum(service.drops.values()) - drops <= 1, "one message, several drop reasons")
+        outcomes = (bool(replies), sum(service.drops.values()) - drops, sum(service.taken.values()) - taken)
+        require(sorted(outcomes) == [0, 0, 1], f"a message not exactly one of answered, dropped, taken: {outcomes}")
         request = parse_message(payload)
         for reply in replies:
             require(type(reply) is UdpReply, f"replied with {type(reply).__name__}")
