@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 EXPECTED = {
-    "stack_fast_path": 2,
+    "stack_fast_path": 3,
     "responder_throughput": 1,
     "gateway_end_to_end": 1,
     "time_accuracy": 3,

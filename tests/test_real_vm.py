@@ -3,7 +3,7 @@
 ``hostclock run --qemu-stream PATH`` (listens on PATH) or
 ``hostclock run --qemu-dgram PATH`` (binds PATH, replies to the peer address a
 frame came from) is started as a subprocess and prints a ready line on stdout.
-The guest (tests/vm/guest/init) boots under QEMU/TCG with its only NIC on that
+The guest (gateway/vm/guest/init) boots under QEMU/TCG with its only NIC on that
 socket, takes a DHCP lease whose NTP server (option 42) must be the gateway,
 measures its clock with ``chronyd -Q`` (first offset: the RTC's error, up to
 about a second), steps the GUEST clock inside the VM (chrony's one-shot mode, -q) and measures again
@@ -29,11 +29,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.vm import qemu
+
 try:
-    from tests.vm import qemu, support
+    from tests.vm import support
 except ImportError:  # pytest put tests/ rather than the repo root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.vm import qemu, support
+    from tests.vm import support
 
 GATEWAY = "192.168.65.1"
 
@@ -155,12 +157,22 @@ def test_guest_gets_host_clock_over_qemu_stream(sockdir):
     support.require_qemu()
     image = support.require_image()
     path = sockdir / "hostclock.sock"
-    with hostclock_run("--qemu-stream", str(path), socket_path=path) as gw:
+    clock_log = sockdir / "clocks.csv"
+    with hostclock_run("--qemu-stream", str(path), "--watch-guest-clock=1", "--guest-clock-log", str(clock_log),
+                       socket_path=path) as gw:
         try:
             console = qemu.boot_guest(image, qemu.stream_netdev(path), timeout=VM_TIMEOUT)
         except qemu.GuestTimeout as e:
             pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
-        _check_guest(console, gw.log())
+        res = _check_guest(console, gw.log())
+        # the gateway read the VM's clock too (its kernel answers ICMP timestamps): guest minus host, so
+        # the opposite of chronyd's offset (server minus local), before the guest stepped it or after
+        rows = [line.split(",") for line in clock_log.read_text().splitlines()[1:]]
+        icmp = [(float(row[3]), float(row[4])) for row in rows if row[5] == "icmp"]
+        assert icmp, f"no ICMP reading of the guest's clock\n{clock_log.read_text()}\n{gw.log()}"
+        for offset, error in icmp:
+            assert min(abs(offset + res["first"]), abs(offset + res["second"])) <= error + 0.005, (icmp, res)
+        print(f"gateway's ICMP readings of the guest: {icmp}")
 
 
 def test_guest_gets_host_clock_over_qemu_dgram(sockdir):

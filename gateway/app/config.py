@@ -1,8 +1,9 @@
 """hostclock's configuration: the gateway's, then each plugin's table; defaults, TOML, CLI overrides.
 
 `Config` is immutable. Its `gateway` is the core's `GatewayConfig` (vpnkit's
-defaults), its `access` the app's `AccessConfig` (socket files, user, max_guests);
-every other TOML table belongs to a plugin and is validated by that
+defaults) and its `guest_clock` the core's `GuestClockConfig` (watching each guest's clock: off
+by default), its `access` the app's `AccessConfig` (socket files, user, max_guests); every
+other TOML table belongs to a plugin and is validated by that
 plugin's settings class (`gateway.core.plugin.Plugin.settings`), so a third-party
 plugin's ``[myplugin]`` table works like ``[ntp]`` and ``[dhcp]``. A plugin's
 settings are read as an attribute: ``config.ntp.upstream``, ``config.dhcp.lease_time``.
@@ -24,13 +25,18 @@ from typing import Any
 
 from gateway.app.access import AccessConfig
 from gateway.app.plugin_registry import available_plugins, load_plugin
-from gateway.core.config import ConfigError, GatewayConfig, parse_host_port
+from gateway.core.config import ConfigError, GatewayConfig, GuestClockConfig, parse_host_port
 from gateway.core.plugin import Plugin
 
-__all__ = ["AccessConfig", "Config", "ConfigError", "GatewayConfig", "parse_host_port"]
+__all__ = ["AccessConfig", "Config", "ConfigError", "GatewayConfig", "GuestClockConfig", "parse_host_port"]
 
 _GATEWAY_TABLE = "gateway"
+_GUEST_CLOCK_TABLE = "guest_clock"
+#: the core's own tables, and their settings classes
+_CORE_TABLES = {_GATEWAY_TABLE: GatewayConfig, _GUEST_CLOCK_TABLE: GuestClockConfig}
 _ACCESS_TABLE = "access"
+#: the tables hostclock itself owns: the core's, and the app's [access] (who can get in)
+_OWN_TABLES = {**_CORE_TABLES, _ACCESS_TABLE: AccessConfig}
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Config:
     """The gateway's configuration and, by plugin name, each plugin's settings (its defaults if absent)."""
 
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    guest_clock: GuestClockConfig = field(default_factory=GuestClockConfig)
     #: who can get in: the socket files' mode and group, the user to run as, max_guests
     access: AccessConfig = field(default_factory=AccessConfig)
     #: plugin name -> that plugin's settings object; a plugin not named here has its defaults
@@ -65,32 +72,26 @@ class Config:
         plugins = available_plugins()
         owners = {name: plugin for name, plugin in plugins.items() if plugin.settings is not None}
         legacy = {old: plugin for plugin in owners.values() for old in plugin.legacy_tables}
-        gateway_values: dict[str, Any] = {}
-        access_values: dict[str, Any] = {}
+        core_values: dict[str, dict[str, Any]] = {name: {} for name in _OWN_TABLES}
         tables: dict[str, dict[str, Any]] = {}
         # legacy tables first, so that the plugin's own table wins where both set a key
         for name in sorted(data, key=lambda n: n not in legacy):
             values = data[name]
             if not isinstance(values, Mapping):
                 raise ConfigError(f"{source}: [{name}] must be a table")
-            if name == _GATEWAY_TABLE:
-                _check_keys(source, name, values, GatewayConfig)
-                gateway_values.update(values)
-                continue
-            if name == _ACCESS_TABLE:
-                _check_keys(source, name, values, AccessConfig)
-                access_values.update(values)
+            if name in _OWN_TABLES:
+                _check_keys(source, name, values, _OWN_TABLES[name])
+                core_values[name].update(values)
                 continue
             plugin = owners.get(name) or legacy.get(name) or load_plugin(name)
             if plugin is None or plugin.settings is None:
-                known = ", ".join([_GATEWAY_TABLE, *sorted(owners), _ACCESS_TABLE])
+                known = ", ".join([*_CORE_TABLES, *sorted(owners), _ACCESS_TABLE])
                 raise ConfigError(f"{source}: unknown table [{name}] (known: {known}; a plugin's table is its name)")
             _check_keys(source, name, values, plugin.settings)
             tables.setdefault(plugin.name, {}).update(values)
-        gateway = _build(source, _GATEWAY_TABLE, GatewayConfig, gateway_values)
-        access = _build(source, _ACCESS_TABLE, AccessConfig, access_values)
+        core = {name: _build(source, name, settings, core_values[name]) for name, settings in _OWN_TABLES.items()}
         settings = {name: _build(source, name, load_plugin(name).settings, values) for name, values in tables.items()}
-        return cls(gateway=gateway, access=access, plugins=settings)
+        return cls(**core, plugins=settings)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
@@ -107,21 +108,17 @@ class Config:
 
     def replace(self, **tables: Mapping[str, Any]) -> "Config":
         """A copy with some keys of some tables changed: ``replace(ntp={"upstream": ...}, gateway={...})``."""
-        gateway = self.gateway
-        access = self.access
+        core = {name: getattr(self, name) for name in _OWN_TABLES}
         plugins = dict(self.plugins)
         for name, values in tables.items():
             if not values:
                 continue
-            if name == _GATEWAY_TABLE:
-                gateway = dataclasses.replace(gateway, **values)
-                continue
-            if name == _ACCESS_TABLE:
-                access = dataclasses.replace(access, **values)
+            if name in _OWN_TABLES:
+                core[name] = dataclasses.replace(core[name], **values)
                 continue
             current = getattr(self, name)  # AttributeError for a table no plugin owns
             plugins[name] = dataclasses.replace(current, **values)
-        return Config(gateway=gateway, access=access, plugins=plugins)
+        return Config(**core, plugins=plugins)
 
 
 def _check_keys(source: str, table: str, values: Mapping[str, Any], settings: type) -> None:

@@ -77,3 +77,28 @@ async def test_the_readme_embedding_example_runs(nursery, tmp_path):
             data += await stream.receive_some(4096)
     ntp = bytes(Ether(data[4:])[UDP].payload)
     assert ntp[0] & 7 == 4 and ntp[24:32] == b"R" * 8
+
+
+def test_sans_io_guest_clock_watching_as_the_module_docstring_shows():
+    """A helper that owns the frames: link and wall time in with each frame, probes out on the timer,
+    readings (guest minus host) out of take_offsets."""
+    from scapy.layers.inet import ICMP, IP
+
+    from guest_frames import GATEWAY_IP, GATEWAY_MAC, GUEST_IP, GUEST_MAC
+
+    stack = build_stack(Config().replace(guest_clock={"interval": 10}))
+    watcher = stack.guest_clock
+    assert isinstance(watcher, gateway.GuestClockWatcher)
+    wall = 1_796_126_400 * 10**9
+    stack.receive_frame(arp_request(), 0.0, "vm0", wall)
+    while watcher.next_timer() is not None and watcher.next_timer() < 5:
+        now = watcher.next_timer()
+        for link, frame in watcher.on_timer(now, wall + round(now * 1e9)):
+            probe = Ether(frame)[ICMP]
+            guest_ms = probe.ts_ori - 3000  # the guest is 3 s behind
+            reply = (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=GUEST_IP, dst=GATEWAY_IP)
+                     / ICMP(type=14, id=probe.id, seq=probe.seq, ts_ori=probe.ts_ori, ts_rx=guest_ms, ts_tx=guest_ms))
+            assert stack.receive_frame(bytes(reply), now, link, wall + round(now * 1e9)) == []
+    (offset,) = watcher.take_offsets()
+    assert isinstance(offset, gateway.GuestClockOffset) and offset.link == "vm0"
+    assert abs(offset.offset_s + 3.0) <= offset.error_s and offset.crossing == "out"

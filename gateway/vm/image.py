@@ -1,10 +1,13 @@
-"""Build a tiny Linux guest for hostclock's VM tests: a Debian 12 kernel and an
-initramfs with busybox, chronyd and the virtio_net modules.
+"""Build a tiny Linux guest for hostclock: a Debian 12 kernel and an initramfs
+with busybox, chronyd and the virtio_net modules (the VM tests, the drift
+experiment ``python -m bench.drift`` and the demo boot it).
 
-The guest's /init (tests/vm/guest/init) brings up eth0, takes a DHCP lease
-(asking for option 42, the NTP server), measures its clock against that server
-with ``chronyd -Q``, steps the *guest* clock with ``chronyd -q`` and measures
-again, printing ``HOSTCLOCK-RESULT`` lines on the serial console.
+The guest's /init (``gateway/vm/guest/init``) brings up eth0, takes a DHCP
+lease (asking for option 42, the NTP server) and then runs the mode its kernel
+command line selects (see ``gateway.vm.scenario``): by default it measures its
+clock against that server with ``chronyd -Q``, steps the *guest* clock with
+``chronyd -q`` and measures again, printing ``HOSTCLOCK-RESULT`` lines on the
+serial console.
 
 Where things come from:
 
@@ -24,7 +27,11 @@ overrides it).  The key hashes the three package versions, the copied
 libraries and the guest scripts, so an image is rebuilt only when one of them
 changes.  The .debs are kept in ``<cache>/debs``.
 
-CLI: ``python -m tests.vm.guest_image [--out DIR]`` prints the two paths.
+CLI: ``python -m gateway.vm.image [--out DIR]`` prints the two paths.
+
+Python API: ``build(cache_dir, progress=...)`` builds or finds the image (the
+callback gets a ``BuildProgress`` per step); ``find_image(cache_dir)`` returns
+an image already in the cache without asking apt (or None).
 
 Needs on the host: apt (with ``apt-get update`` done), dpkg-deb, ldd.  The
 cpio archive is written in pure Python (newc format), no ``cpio`` needed.
@@ -53,7 +60,7 @@ import time
 from pathlib import Path
 
 # Bump when the layout of the image changes in a way the key would not see.
-FORMAT = 1
+FORMAT = 2
 
 KERNEL_META_PACKAGE = "linux-image-amd64"
 # virtio_net and what it needs, in insmod order (there is no modules.dep).
@@ -69,6 +76,9 @@ MODULES = (
 )
 CMDLINE = "console=ttyS0 quiet panic=-1"
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
+# busybox applets the guest scripts use; an image whose busybox lacks one is refused.
+REQUIRED_APPLETS = ("sh", "mount", "insmod", "ip", "udhcpc", "sed", "cut", "tr", "cat",
+                    "head", "tail", "sleep", "poweroff", "adjtimex", "mkfifo", "ntpd")
 APT_TIMEOUT = 300
 TOOL_TIMEOUT = 120
 
@@ -406,9 +416,9 @@ def _write_initramfs(dest: Path, *, busybox: bytes, applets: list[str], chronyd:
             gz.write(raw.getvalue())
 
 
-def _prune_old_images(cache: Path, keep: Path, log, min_age: float = 3600.0) -> None:
-    """Remove images of other keys not touched for MIN_AGE s (a test run that
-    just got one may still be about to boot it)."""
+def _prune_old_images(cache: Path, keep: Path, log, min_age: float = 86400.0) -> None:
+    """Remove images of other keys not used for MIN_AGE s (a day: another
+    checkout with other guest scripts may still be booting its own)."""
     now = time.time()
     for d in cache.iterdir():
         if d != keep and d.is_dir() and (d / "image.json").is_file():
@@ -417,9 +427,63 @@ def _prune_old_images(cache: Path, keep: Path, log, min_age: float = 3600.0) -> 
                 shutil.rmtree(d, ignore_errors=True)
 
 
-def build(cache_dir: Path | None = None, *, log=None) -> GuestImage:
-    """Return the guest image, building it (and downloading .debs) if needed."""
+@dataclasses.dataclass(frozen=True)
+class BuildProgress:
+    """One step of ``build``: STEP of TOTAL, with a line for a person."""
+
+    step: int
+    total: int
+    message: str
+
+
+BUILD_STEPS = 6
+
+
+def _scripts_digest(scripts: dict[str, bytes]) -> str:
+    return _sha256(json.dumps({p: _sha256(d) for p, d in sorted(scripts.items())},
+                              sort_keys=True).encode())[:16]
+
+
+def _image_from_dir(d: Path) -> GuestImage | None:
+    try:
+        meta = json.loads((d / "image.json").read_text())
+    except (OSError, ValueError):
+        return None
+    image = GuestImage(d / "vmlinuz", d / "initramfs.cpio.gz", meta.get("cmdline", CMDLINE),
+                       meta.get("key", d.name), meta.get("versions", {}))
+    if not (image.kernel.is_file() and image.initrd.is_file()):
+        return None
+    if meta.get("format") != FORMAT or meta.get("scripts") != _scripts_digest(_guest_scripts()):
+        return None
+    return image
+
+
+def find_image(cache_dir: Path | None = None) -> GuestImage | None:
+    """An image already in the cache whose guest scripts are this checkout's,
+    without asking apt (the newest if several); None if there is none."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    if not cache.is_dir():
+        return None
+    found = [(d.stat().st_mtime, img) for d in cache.iterdir()
+             if d.is_dir() and (img := _image_from_dir(d)) is not None]
+    return max(found, key=lambda pair: pair[0])[1] if found else None
+
+
+def build(cache_dir: Path | None = None, *, log=None, progress=None) -> GuestImage:
+    """Return the guest image, building it (and downloading .debs) if needed.
+
+    LOG(str) gets free-form lines; PROGRESS(BuildProgress) one call per step
+    (resolve, download, libraries, cached-or-kernel, busybox, write), the last
+    with step == total."""
     log = log or (lambda msg: None)
+    steps = [0]
+
+    def advance(message: str, *, last: bool = False) -> None:
+        steps[0] = BUILD_STEPS if last else min(steps[0] + 1, BUILD_STEPS - 1)
+        log(message)
+        if progress is not None:
+            progress(BuildProgress(steps[0], BUILD_STEPS, message))
+
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -427,9 +491,13 @@ def build(cache_dir: Path | None = None, *, log=None) -> GuestImage:
     kernel_pkg = resolve_kernel_package()
     versions = candidate_versions(kernel_pkg, "busybox-static", "chrony")
     scripts = _guest_scripts()
+    advance(f"packages: {', '.join(f'{p} {v}' for p, v in versions.items())}")
 
     with _locked(cache / ".lock"):
-        debs = {p: download_deb(p, v, cache / "debs") for p, v in versions.items()}
+        debs = {}
+        for p, v in versions.items():
+            debs[p] = download_deb(p, v, cache / "debs")
+        advance(f"packages downloaded to {cache / 'debs'}")
         chrony_files = deb_members(debs["chrony"], lambda n: n == "usr/sbin/chronyd")
         if "usr/sbin/chronyd" not in chrony_files:
             raise BuildError(f"{debs['chrony']} has no usr/sbin/chronyd")
@@ -441,6 +509,7 @@ def build(cache_dir: Path | None = None, *, log=None) -> GuestImage:
             exe.chmod(0o755)
             lib_paths = host_libraries(exe)
         libs = {str(p).lstrip("/"): p.read_bytes() for p in lib_paths}
+        advance(f"chronyd's {len(libs)} libraries found on the host")
 
         key_material = json.dumps({
             "format": FORMAT,
@@ -454,10 +523,10 @@ def build(cache_dir: Path | None = None, *, log=None) -> GuestImage:
         out = cache / key
         image = GuestImage(out / "vmlinuz", out / "initramfs.cpio.gz", CMDLINE, key, versions)
         if image.kernel.is_file() and image.initrd.is_file():
-            log(f"guest image cached: {out} ({time.monotonic() - t0:.1f} s)")
+            (out / "image.json").touch()  # in use: not pruned by another checkout's build
+            advance(f"guest image cached: {out} ({time.monotonic() - t0:.1f} s)", last=True)
             return image
 
-        log(f"building guest image {key}")
         kernel_files = deb_members(
             debs[kernel_pkg],
             lambda n: (n.startswith("boot/vmlinuz-")
@@ -471,6 +540,7 @@ def build(cache_dir: Path | None = None, *, log=None) -> GuestImage:
                    if (blob := _module_blob(m, kernel_files)) is not None]
         if not any(m == "virtio_net" for m, _ in modules):
             log("note: virtio_net.ko not in the package; assuming it is built in")
+        advance(f"building guest image {key}: kernel and {len(modules)} modules taken")
         bb = deb_members(debs["busybox-static"], lambda n: n == "bin/busybox")
         if "bin/busybox" not in bb:
             raise BuildError(f"{debs['busybox-static']} has no bin/busybox")
@@ -479,13 +549,20 @@ def build(cache_dir: Path | None = None, *, log=None) -> GuestImage:
         try:
             applets = _busybox_applets(bb["bin/busybox"], staging)
             (staging / "busybox").unlink()
+            names = {a.rsplit("/", 1)[-1] for a in applets}
+            missing = [a for a in REQUIRED_APPLETS if a not in names]
+            if missing:
+                raise BuildError(f"{debs['busybox-static']}: busybox has no {', '.join(missing)} "
+                                 "applet (the guest scripts need it)")
+            advance(f"busybox: {len(applets)} applets")
             (staging / "vmlinuz").write_bytes(vmlinuz[0])
             _write_initramfs(staging / "initramfs.cpio.gz", busybox=bb["bin/busybox"],
                              applets=applets, chronyd=chronyd, libs=libs,
                              modules=modules, scripts=scripts)
             (staging / "image.json").write_text(json.dumps({
-                "key": key, "versions": versions, "cmdline": CMDLINE,
+                "format": FORMAT, "key": key, "versions": versions, "cmdline": CMDLINE,
                 "modules": [m for m, _ in modules], "libs": sorted(libs),
+                "scripts": _scripts_digest(scripts),
             }, indent=2) + "\n")
             if out.exists():
                 shutil.rmtree(out)
@@ -494,13 +571,13 @@ def build(cache_dir: Path | None = None, *, log=None) -> GuestImage:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         _prune_old_images(cache, keep=out, log=log)
-        log(f"built {out} in {time.monotonic() - t0:.1f} s "
-            f"(initramfs {image.initrd.stat().st_size // 1024} KiB)")
+        advance(f"built {out} in {time.monotonic() - t0:.1f} s "
+                f"(initramfs {image.initrd.stat().st_size // 1024} KiB)", last=True)
         return image
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.vm.guest_image", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m gateway.vm.image", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None,
                     help=f"cache directory (default {default_cache_dir()})")
