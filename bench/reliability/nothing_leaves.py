@@ -24,8 +24,11 @@ from bench.common import PYTHON, REPO, child_env
 from bench.reliability.sealed import SINK_SIDE, SealedGateway
 
 
-def run(seconds: float = 30.0, destinations: int = 10_000, control: bool = False) -> dict[str, Any]:
-    extra = ("--upstream", f"{SINK_SIDE}:123", "--allow-remote-upstream") if control else ()
+def run(seconds: float = 30.0, destinations: int = 10_000, control: bool = False,
+        gateway_args: tuple[str, ...] = ("--watch-guest-clock=1",)) -> dict[str, Any]:
+    """`gateway_args`: by default the guest clock watcher runs too (it sends probes of its own,
+    ICMP timestamps to the guest: they must stay on the guest's link as well)."""
+    extra = (*gateway_args, *(("--upstream", f"{SINK_SIDE}:123", "--allow-remote-upstream") if control else ()))
     with SealedGateway(*extra) as sealed:
         cp = subprocess.run(sealed.in_guest(PYTHON, "-m", "bench.reliability.spray", "--destinations",
                                             str(destinations), "--seconds", str(seconds)),
@@ -37,10 +40,12 @@ def run(seconds: float = 30.0, destinations: int = 10_000, control: bool = False
         ss = sealed.ss()
         rss = sealed.rss_kib()
         packets = sealed.captured()
+        ready = sealed.ready_line
         status, stderr = sealed.stop_gateway()
     off_loopback = [f"{s.table} {s.local} -> {s.remote}" for s in sockets if not s.on_loopback]
     result = {
         "item": "nothing-leaves" + (" (control: remote upstream)" if control else ""),
+        "gateway_args": list(extra), "gateway_ready_line": ready,
         "guest": guest,
         "veth_packets": len(packets),
         "veth_first_packets": packets[:5],

@@ -32,6 +32,7 @@ def test_a_spraying_guest_gets_nothing_off_the_machine():
     assert any(s.startswith("udp 127.0.0.1:") for s in result["gateway_sockets"])  # the responder was audited
     assert guest["ntp_answered"] >= 0.9 * guest["ntp_sent"] > 0, guest  # while flooded: see the flood item
     assert result["gateway_exit"] == 0 and result["holds"]
+    assert "watching guest clocks" in result["gateway_ready_line"]  # its probes stayed on the guest's link too
 
 
 def test_the_control_run_sees_what_does_leave():
