@@ -7,7 +7,9 @@ holds more bytes than the file; a cut-short file is counted, not raised.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import struct
 import tempfile
 
@@ -16,7 +18,9 @@ from gateway.edges.pcap_reader import CaptureError, open_capture
 
 NAME = "pcap_reader"
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-_PATH = os.path.join(tempfile.mkdtemp(prefix="hc-fuzz-pcap-", dir=_DIR), "input.pcap")
+_TMP = tempfile.mkdtemp(prefix="hc-fuzz-pcap-", dir=_DIR)
+_PATH = os.path.join(_TMP, "input.pcap")
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)  # the harness's scratch file goes with the process
 
 
 def seeds() -> list[bytes]:

@@ -7,7 +7,9 @@ configuration is valid (its sections rebuild from their own fields without error
 from __future__ import annotations
 
 import dataclasses
+import atexit
 import os
+import shutil
 import tempfile
 
 from bench.fuzz.frame_checks import require
@@ -15,7 +17,9 @@ from gateway.app.config import Config, ConfigError
 
 NAME = "toml_config"
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-_PATH = os.path.join(tempfile.mkdtemp(prefix="hc-fuzz-toml-", dir=_DIR), "hostclock.toml")
+_TMP = tempfile.mkdtemp(prefix="hc-fuzz-toml-", dir=_DIR)
+_PATH = os.path.join(_TMP, "hostclock.toml")
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)  # the harness's scratch file goes with the process
 
 
 def seeds() -> list[bytes]:
