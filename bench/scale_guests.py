@@ -25,7 +25,9 @@ def run(quick: bool = False) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="hc-bench-") as tmp:
         path = f"{tmp}/qemu.sock"
         # warnings only: a line per attached guest would fill the unread stderr pipe and stall the gateway
-        with Child(hostclock_argv("run", "--qemu-stream", path, "--log-level", "warning"),
+        # and as many guests at once as the driver attaches (64 by default; more are refused)
+        with Child(hostclock_argv("run", "--qemu-stream", path, "--log-level", "warning",
+                                  "--max-guests", str(guests)),
                    ready_marker="hostclock:") as gateway:
             cp = subprocess.run([PYTHON, "-m", "bench.guest_swarm", path, "--guests", str(guests),
                                  "--seconds", str(seconds)], capture_output=True, text=True,
