@@ -85,6 +85,8 @@ def make_plots(results, figures, out: Path) -> list[Path]:
     # 3. chronyd holding (RFC 5905 clock filter of the observer's samples)
     ch = [r for r in results if r.phase.scenario.policy in ("chronyd-tuned", "chronyd-default",
                                                              "busybox-ntpd")]
+    # the pause phases have their own plot (and the quick run has only one phase)
+    ch = [r for r in ch if r.event_s("cont") is None] or ch
     if ch:
         fig, ax = plt.subplots(figsize=(9, 4.5))
         for r in ch:
