@@ -1,7 +1,7 @@
 """`hostclock` with a probe: on SIGUSR1 it writes which modules are loaded to $HOSTCLOCK_PROBE_OUT.
 
-Used by bench.footprint to check, inside the serving process, that scapy is
-not imported on the run path. Otherwise exactly `python -m gateway ARGS`.
+Used by bench.footprint to check, inside the serving process, that neither scapy
+nor the demo's libraries (rich, matplotlib) are imported on the run path. Otherwise exactly `python -m gateway ARGS`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ def _dump(signum, frame) -> None:
     names = sorted(sys.modules)
     with open(os.environ["HOSTCLOCK_PROBE_OUT"], "w") as f:
         json.dump({"modules": len(names), "scapy": [n for n in names if n.split(".")[0] == "scapy"],
+                   "demo_libraries": [n for n in names if n.split(".")[0] in ("rich", "matplotlib")],
+                   "demo_modules": [n for n in names if n.startswith("gateway.app.demo")],
+                   "vm_modules": [n for n in names if n == "gateway.vm" or n.startswith("gateway.vm.")],
                    "top_level": sorted({n.split(".")[0] for n in names})}, f)
 
 

@@ -19,6 +19,19 @@ trio, for a helper that hands hostclock a transport::
 
     await gateway.serve(gateway.make_transport("--qemu-stream", "/run/vm0.sock"), Config())
 
+Watching each guest's clock (`gateway.core.guest_clock`): with
+``Config().replace(guest_clock={"interval": 10})`` the stack carries a
+`GuestClockWatcher` (`stack.guest_clock`). Sans-IO, the helper passes each
+frame's link (any hashable key) and the host's Unix time in ns,
+``stack.receive_frame(frame, now, link, time.time_ns())``, sends what
+``watcher.on_timer(now, time.time_ns())`` returns when ``watcher.next_timer()``
+comes (``(link, frame)`` pairs), and takes the readings (`GuestClockOffset`:
+guest minus host, with its error) from ``watcher.take_offsets()``. Under trio,
+`Gateway` does all that: ``Gateway.guest_clock.guests()`` and
+``Gateway.counters()["guest_clock"]`` hold each guest's latest reading, and
+``serve(..., guest_clock_log=PATH)`` writes the CSV `hostclock run
+--guest-clock-log` writes.
+
 Importing `gateway` and building a stack needs only the standard library: trio
 and the edges (transports, sockets) load when `serve`, `Gateway` or a transport
 name is first used. Plugins are found through the entry-point group
@@ -31,10 +44,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway.app.assembly import assemble, build_stack
-from gateway.app.config import Config, ConfigError, GatewayConfig
+from gateway.app.config import Config, ConfigError, GatewayConfig, GuestClockConfig
 from gateway.app.plugin_registry import ENTRY_POINT_GROUP, available_plugins, enabled_plugins
 from gateway.core.drops import Drop
 from gateway.core.flows import Flow, FlowTable
+from gateway.core.guest_clock import (GuestClockOffset, GuestClockReading, GuestClockReporter, GuestClockStatus,
+                                      GuestClockWatcher, GuestSeen)
 from gateway.core.plugin import Contribution, Plugin, Upstream
 from gateway.core.service import Forward, ForwardingService, GuestAddress, Output, UdpReply, UdpService
 from gateway.core.stack import Stack
@@ -45,9 +60,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     # configuration
-    "Config", "ConfigError", "GatewayConfig",
+    "Config", "ConfigError", "GatewayConfig", "GuestClockConfig",
     # the sans-IO core
     "build_stack", "assemble", "Stack", "Output", "Forward", "Flow", "FlowTable", "Drop",
+    # watching guest clocks
+    "GuestClockWatcher", "GuestClockOffset", "GuestClockStatus", "GuestClockReading", "GuestSeen",
+    "GuestClockReporter",
     # plugins
     "Plugin", "Contribution", "Upstream", "UdpService", "ForwardingService", "UdpReply", "GuestAddress",
     "ENTRY_POINT_GROUP", "available_plugins", "enabled_plugins",

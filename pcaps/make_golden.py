@@ -17,9 +17,13 @@ and two files are kept in pcaps/golden/<group>/:
   (by reason), capture file problems, answered, dropped (by reason), NTP and
   flow counts (`gateway.replay.engine.report.outcome`).
 
-tests/test_pcap_corpus.py replays the corpus and checks both, so a change in
-the gateway's behaviour shows up as a failing test until this is re-run and
-the new goldens are reviewed and committed.
+tests/gateway/replay/test_pcap_corpus.py replays the corpus and checks both,
+so a change in the gateway's behaviour shows up as a failing test until this
+is re-run and the new goldens are reviewed and committed.
+
+The goldens are a change detector, not a proof: they are what the replay
+wrote, so goldens re-written after a bug hold the bug. What each frame must
+get is decided independently, from the RFCs, by pcaps/rfc_expectations.py.
 """
 
 from __future__ import annotations

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,6 +55,39 @@ class GatewayProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def free_port_candidate() -> int:
+    """A loopback UDP port that was free a moment ago (bound to port 0, read back, closed).
+
+    `hostclock serve` refuses port 0, so it must be given a number, which another process
+    may take before hostclock binds it: use `serving_on_a_free_port`, which retries.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving_on_a_free_port(*args: str, attempts: int = 5) -> Iterator[tuple[GatewayProcess, int]]:
+    """`hostclock serve --listen 127.0.0.1:PORT ARGS...` on a free port; yields (process, port).
+
+    A port taken between the probe and hostclock's bind ("in use") is retried with another.
+    """
+    for attempt in range(attempts):
+        port = free_port_candidate()
+        gateway = GatewayProcess("serve", "--listen", f"127.0.0.1:{port}", *args)
+        try:
+            gateway.__enter__()
+        except RuntimeError as e:
+            if "in use" in str(e) and attempt + 1 < attempts:
+                continue
+            raise
+        try:
+            yield gateway, port
+        finally:
+            gateway.stop()
+        return
 
 
 def run_cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:

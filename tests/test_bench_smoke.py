@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 EXPECTED = {
-    "stack_fast_path": 2,
+    "stack_fast_path": 3,
     "responder_throughput": 1,
     "gateway_end_to_end": 1,
     "time_accuracy": 3,
@@ -26,6 +26,7 @@ EXPECTED = {
 
 
 @pytest.mark.slow
+@pytest.mark.root  # time_accuracy runs real clients in a namespace
 def test_quick_bench_produces_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     cp = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=REPO,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -71,9 +72,9 @@ def require_transport(flag: str) -> None:
 
 
 @contextmanager
-def hostclock_run(*args: str, socket_path: Path):
+def hostclock_run(*args: str, socket_path: Path | None):
     """Run ``hostclock run ARGS`` until the block ends; wait for its ready line
-    on stdout and for SOCKET_PATH to exist."""
+    on stdout and for SOCKET_PATH to exist (None: a TCP port, only the ready line)."""
     stderr = tempfile.TemporaryFile()
     proc = subprocess.Popen([HOSTCLOCK, "run", *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=stderr, text=True,
@@ -101,16 +102,16 @@ def hostclock_run(*args: str, socket_path: Path):
                 pytest.fail(f"hostclock exited ({proc.returncode}) before it was ready\n{log()}")
             if not ready:
                 try:
-                    lines.get(timeout=0.2)
+                    proc.ready_line = lines.get(timeout=0.2)
                     ready = True
                 except queue.Empty:
                     continue
-            if ready and socket_path.exists():
+            if ready and (socket_path is None or socket_path.exists()):
                 break
             time.sleep(0.05)
         else:
             pytest.fail(f"hostclock not ready within {READY_TIMEOUT} s "
-                        f"(ready line: {ready}, {socket_path} exists: {socket_path.exists()})\n"
+                        f"(ready line: {ready}, {socket_path} exists: {socket_path and socket_path.exists()})\n"
                         f"{log()}")
         proc.log = log  # for failure messages
         yield proc
@@ -156,12 +157,22 @@ def test_guest_gets_host_clock_over_qemu_stream(sockdir):
     support.require_qemu()
     image = support.require_image()
     path = sockdir / "hostclock.sock"
-    with hostclock_run("--qemu-stream", str(path), socket_path=path) as gw:
+    clock_log = sockdir / "clocks.csv"
+    with hostclock_run("--qemu-stream", str(path), "--watch-guest-clock=1", "--guest-clock-log", str(clock_log),
+                       socket_path=path) as gw:
         try:
             console = qemu.boot_guest(image, qemu.stream_netdev(path), timeout=VM_TIMEOUT)
         except qemu.GuestTimeout as e:
             pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
-        _check_guest(console, gw.log())
+        res = _check_guest(console, gw.log())
+        # the gateway read the VM's clock too (its kernel answers ICMP timestamps): guest minus host, so
+        # the opposite of chronyd's offset (server minus local), before the guest stepped it or after
+        rows = [line.split(",") for line in clock_log.read_text().splitlines()[1:]]
+        icmp = [(float(row[3]), float(row[4])) for row in rows if row[5] == "icmp"]
+        assert icmp, f"no ICMP reading of the guest's clock\n{clock_log.read_text()}\n{gw.log()}"
+        for offset, error in icmp:
+            assert min(abs(offset + res["first"]), abs(offset + res["second"])) <= error + 0.005, (icmp, res)
+        print(f"gateway's ICMP readings of the guest: {icmp}")
 
 
 def test_guest_gets_host_clock_over_qemu_dgram(sockdir):
@@ -176,6 +187,26 @@ def test_guest_gets_host_clock_over_qemu_dgram(sockdir):
         except qemu.GuestTimeout as e:
             pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
         _check_guest(console, gw.log())
+
+
+@pytest.mark.parametrize("netdev", [qemu.socket_netdev, qemu.inet_stream_netdev],
+                         ids=["netdev-socket", "netdev-stream-inet"])
+def test_guest_gets_host_clock_over_qemu_socket_tcp(netdev):
+    """QEMU's legacy ``-netdev socket,connect=127.0.0.1:PORT`` (and ``-netdev stream`` with
+    ``addr.type=inet``) speak TCP: ``--qemu-socket`` listens on a loopback port (0: the kernel
+    picks one, the ready line says which)."""
+    require_transport("--qemu-socket")
+    support.require_qemu()
+    image = support.require_image()
+    with hostclock_run("--qemu-socket", "127.0.0.1:0", socket_path=None) as gw:
+        listening = re.search(r"qemu-socket 127\.0\.0\.1:(\d+)", gw.ready_line)
+        assert listening, gw.ready_line
+        try:
+            console = qemu.boot_guest(image, netdev("127.0.0.1", int(listening.group(1))), timeout=VM_TIMEOUT)
+        except qemu.GuestTimeout as e:
+            pytest.fail(f"{e}\n--- hostclock ---\n{gw.log()}")
+        _check_guest(console, gw.log())
+        assert "guest attached: qemu-socket 127.0.0.1:" in gw.log(), gw.log()
 
 
 def test_guest_with_static_address_gets_host_clock_over_qemu_stream(sockdir):

@@ -19,7 +19,8 @@ from realpeers import (ChronyServer, ClientError, GuestNamespace, clients, make_
                        read_frame, requires_clients, requires_root, unique_name)
 from realpeers import guest_ns  # noqa: F401  (fixture)
 
-SAME_CLOCK = 0.001  # seconds: chrony on loopback, same clock
+# chrony on loopback, the same clock: every offset within the client's own error bound
+# (half the round trip), which one clock makes exact however loaded the machine
 
 
 # A minimal but well-formed SNTP server whose clock is shifted by SHIFT s and which
@@ -151,11 +152,11 @@ def test_chronyd_and_ntplib_against_chrony_server_on_root_loopback():
     with ChronyServer() as srv:
         assert srv.port != 123
         c = clients.chronyd_query(None, srv.address, port=srv.port, timeout=10)
-        assert abs(c.offset) < SAME_CLOCK, c.raw
+        assert c.within_its_error_bound(), c.raw
         assert c.stratum == 1 and c.leap == 0, c.raw
         assert 0 <= c.delay < 0.01, c.raw
         n = clients.ntplib_query(None, srv.address, port=srv.port, timeout=2)
-        assert abs(n.offset) < SAME_CLOCK, n.raw
+        assert n.within_its_error_bound(), n.raw
         assert n.stratum == 1 and n.leap == 0 and 0 <= n.delay < 0.01, n.raw
     assert srv.proc.returncode is not None
     with pytest.raises(ClientError, match="NTPException"):  # it is gone
@@ -172,11 +173,14 @@ def test_all_clients_against_chrony_server_inside_a_namespace(guest_ns):
                    clients.chronyd_query(ns, "127.0.0.1", timeout=10),
                    clients.ntplib_query(ns, "127.0.0.1", timeout=2)]
         for r in results:
-            assert abs(r.offset) < SAME_CLOCK, r.raw
+            assert r.within_its_error_bound(), r.raw
             assert (r.stratum, r.leap) == (1, 0), r.raw
-        # The server lives on the namespace's loopback only.
-        with pytest.raises(ClientError):
-            clients.ntplib_query(None, "127.0.0.1", port=123, timeout=0.5)
+        # The server lives on the namespace's loopback only: its socket is listed there and not
+        # here (asking 127.0.0.1:123 here would prove nothing if this machine runs a server)
+        owner = f"pid={srv.proc.pid},"
+        assert owner in ns.run(["ss", "-Hunlp", "sport = :123"], timeout=10, check=True).stdout
+        assert owner not in subprocess.run(["ss", "-Hunlp", "sport = :123"], capture_output=True, text=True,
+                                           timeout=10, check=True).stdout
         assert clients.ping(ns, "127.0.0.1", count=3, timeout=5) == 3
 
 
@@ -226,7 +230,7 @@ async def test_clients_from_trio_in_threads(guest_ns):
             for fn in (clients.ntpdig, clients.chronyd_query, clients.ntplib_query):
                 nursery.start_soon(run, fn)
     assert sorted(r.client for r in results) == ["chronyd", "ntpdig", "ntplib"]
-    assert all(abs(r.offset) < SAME_CLOCK for r in results), [r.raw for r in results]
+    assert all(r.within_its_error_bound() for r in results), [r.raw for r in results]
 
 
 def test_missing_tools_names_the_package():

@@ -68,7 +68,8 @@ def test_cpio_rejects_missing_parent_and_bad_paths():
         w.add_file("../evil", b"")
 
 
-@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox not installed")
+@pytest.mark.clients  # busybox cpio: a real reader of the archive
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox not installed (apt-get install busybox-static)")
 def test_cpio_newc_read_by_busybox_cpio(tmp_path):
     """An independent reader (busybox cpio) accepts the archive."""
     archive = tmp_path / "a.cpio"
@@ -117,8 +118,14 @@ def test_qemu_command_has_only_the_socket_nic(tmp_path):
     dgram = qemu.qemu_command(image, qemu.dgram_netdev("/tmp/a", "/tmp/b"))
     assert dgram[dgram.index("-netdev") + 1] == (
         "dgram,id=n0,local.type=unix,local.path=/tmp/a,remote.type=unix,remote.path=/tmp/b")
-    with pytest.raises(ValueError):
-        qemu.qemu_command(image, "user,id=n0")
+    tcp = qemu.qemu_command(image, qemu.socket_netdev("127.0.0.1", 5555))
+    assert tcp[tcp.index("-netdev") + 1] == "socket,id=n0,connect=127.0.0.1:5555"
+    inet = qemu.qemu_command(image, qemu.inet_stream_netdev("127.0.0.1", 5555))
+    assert inet[inet.index("-netdev") + 1] == "stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=5555"
+    for other in ("user,id=n0", "socket,id=n0,connect=192.0.2.7:5555", "socket,id=n0,listen=:5555",
+                  "stream,id=n0,server=off,addr.type=inet,addr.host=192.0.2.7,addr.port=5555"):
+        with pytest.raises(ValueError):
+            qemu.qemu_command(image, other)
     static = qemu.qemu_command(image, qemu.stream_netdev("/tmp/x"), append=qemu.static_append())
     assert static[static.index("-append") + 1] == (
         "console=ttyS0 hostclock.static=192.168.65.3/24,192.168.65.1,192.168.65.1")

@@ -3,7 +3,9 @@
 Every enabled plugin (`gateway.app.plugin_registry.enabled_plugins`: the
 built-in ones and the third-party ones named) builds its `Contribution` from
 its own settings; their services, and any an embedder adds, are bound to one
-sans-IO `Stack`. The runtime, a replay and the embedding API all assemble here.
+sans-IO `Stack`; and, if `[guest_clock]` asks for it, a guest clock watcher
+(`stack.guest_clock`), which the services that can report to it then do. The
+runtime, a replay and the embedding API all assemble here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 
 from gateway.app.config import Config
 from gateway.app.plugin_registry import enabled_plugins
+from gateway.core.addresses import parse_ipv4, parse_mac
 from gateway.core.config import ConfigError
+from gateway.core.guest_clock import GuestClockWatcher
 from gateway.core.plugin import Upstream
 from gateway.core.service import UdpService
 from gateway.core.stack import Stack
@@ -48,8 +52,12 @@ def assemble(config: Config | None = None, *, plugins: Iterable[str] = (),
             upstreams[upstream.port] = upstream
         bound.extend(contribution.services)
     bound.extend(services)
+    watcher = None
+    if config.guest_clock.enabled:
+        watcher = GuestClockWatcher(parse_mac(config.gateway.gateway_mac), parse_ipv4(config.gateway.gateway_ip),
+                                    interval=config.guest_clock.interval, threshold=config.guest_clock.threshold)
     try:
-        stack = Stack(config.gateway, bound)
+        stack = Stack(config.gateway, bound, guest_clock=watcher)
     except ValueError as e:  # two plugins on one port
         raise ConfigError(str(e)) from None
     return Assembly(stack, upstreams)

@@ -2,10 +2,14 @@
 
     hostclock run --tap hc0                      gateway + embedded SNTP responder on a new TAP
     hostclock run --qemu-stream /tmp/hc.sock     ... for QEMU -netdev stream
+    hostclock run --qemu-socket 127.0.0.1:5555   ... for QEMU -netdev socket,connect=127.0.0.1:5555 (TCP)
     hostclock run --tap hc0 --upstream 127.0.0.1:123   forward to an existing server on the host
     hostclock serve --listen 127.0.0.1:1123      only the SNTP responder
     hostclock run --tap hc0 --pcap live.pcap     ... recording the guest's link (both directions)
+    hostclock run --tap hc0 --watch-guest-clock=5 --guest-clock-log clocks.csv
+                                                 ... reading each guest's clock every 5 s, one CSV row each
     hostclock replay guest.pcap --out out.pcap   replay a capture through the gateway (no network)
+    hostclock demo --guest netns                 the demo: a guest on the gateway, its clock shown live
 
 A configuration or start-up problem ends with one line on stderr and exit
 status 2 (bad configuration) or 1 (could not start), never a traceback.
@@ -23,6 +27,7 @@ from typing import Any
 import trio
 
 from gateway.app.config import Config, ConfigError
+from gateway.core.config import DEFAULT_WATCH_INTERVAL
 from gateway.app.plugin_registry import available_plugins, installed_plugins
 from gateway.edges.transports import TRANSPORTS, TransportError, make_transport
 
@@ -52,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _startup_failure(e: BaseException) -> Exception | None:
     """The configuration or start-up error behind `e`, found inside trio's exception groups too."""
-    if isinstance(e, (ConfigError, TransportError, StartupError)):
+    from gateway.app.demo.errors import DemoFailed
+
+    if isinstance(e, (ConfigError, TransportError, StartupError, DemoFailed)):
         return e
     if isinstance(e, BaseExceptionGroup):
         for inner in e.exceptions:
@@ -73,7 +80,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
 
     flag, argument = args.transport
     transport = make_transport(flag, argument, config.gateway)
-    gateway = Gateway(config, transport, plugins=args.plugins or (), pcap=args.pcap)
+    gateway = Gateway(config, transport, plugins=args.plugins or (), pcap=args.pcap,
+                      guest_clock_log=args.guest_clock_log)
     # a transport whose frames use stdout (--stdio) must not get the ready line there;
     # one that can end by itself (--stdio: the parent closed stdin) ends the run
     return await _serve_until_signalled(gateway.run, ready_to=sys.stderr if TRANSPORTS[flag].uses_stdout else sys.stdout,
@@ -84,6 +92,12 @@ async def _replay(args: argparse.Namespace, config: Config) -> int:
     from gateway.replay.command import run_replay
 
     return run_replay(args, config)
+
+
+async def _demo(args: argparse.Namespace, config: Config) -> int:
+    from gateway.app.demo.command import run_demo
+
+    return await run_demo(args, config)
 
 
 async def _list_plugins(args: argparse.Namespace, config: Config) -> int:
@@ -174,6 +188,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="record the guest's link, both directions, to FILE (nanosecond pcap)")
     _add_config_arguments(run)
     _add_gateway_arguments(run)
+    _add_guest_clock_arguments(run)
     _add_plugin_arguments(run, "run")
     run.set_defaults(command=_run)
 
@@ -194,6 +209,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_gateway_arguments(replay)
     _add_plugin_arguments(replay, "replay")
     replay.set_defaults(command=_replay)
+
+    demo = commands.add_parser("demo", help="the standalone demo: a guest whose clock you watch being kept on the host's",
+                               description="Start the gateway in-process and a guest on it (a VM under QEMU whose "
+                                           "clock drifts, or a network namespace with query-mode NTP clients), show "
+                                           "the guest's clock offset and the gateway's figures live, and write "
+                                           "DIR/demo.csv and DIR/demo.png when it stops (q, Ctrl-C, --duration).")
+    from gateway.app.demo.arguments import add_demo_arguments
+
+    add_demo_arguments(demo)
+    _add_config_arguments(demo)
+    demo.set_defaults(command=_demo)
 
     listing = commands.add_parser("plugins", help="list the plugins hostclock can run",
                                   description="List built-in plugins and those installed as entry points "
@@ -219,6 +245,21 @@ def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
                          help="answer UDP to ports with no service with ICMP port unreachable (default) or drop it")
 
 
+def _add_guest_clock_arguments(parser: argparse.ArgumentParser) -> None:
+    watch = parser.add_argument_group("watching each guest's clock (ICMP timestamps, the guest's own NTP requests)")
+    watch.add_argument("--watch-guest-clock", metavar="SECONDS", nargs="?", type=float,
+                       const=DEFAULT_WATCH_INTERVAL, dest="guest_clock_interval",
+                       help="read each guest's clock every SECONDS (default when given without a value: "
+                            f"{DEFAULT_WATCH_INTERVAL:g}); off unless given ([guest_clock] interval; 0: off)")
+    watch.add_argument("--guest-clock-threshold", metavar="SECONDS", type=float, dest="guest_clock_threshold",
+                       help="log a guest whose clock is further than this from the host's, and when it is "
+                            "back within half of it (0.1)")
+    watch.add_argument("--guest-clock-log", metavar="FILE",
+                       help="write one CSV row per reading to FILE: time_unix_s,guest_ip,guest_mac,offset_s,"
+                            "error_s,source (offset_s: guest minus host); watches at the default interval "
+                            "unless told otherwise")
+
+
 def _add_plugin_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Each built-in plugin's flags for `command`, in a group of its own."""
     for plugin in available_plugins().values():
@@ -238,6 +279,15 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     gateway = {name: getattr(args, name) for name in _GATEWAY_FLAGS if getattr(args, name, None) is not None}
     if gateway:
         overrides["gateway"] = gateway
+    guest_clock: dict[str, Any] = {}
+    if getattr(args, "guest_clock_interval", None) is not None:
+        guest_clock["interval"] = args.guest_clock_interval
+    elif getattr(args, "guest_clock_log", None) is not None and not config.guest_clock.enabled:
+        guest_clock["interval"] = DEFAULT_WATCH_INTERVAL  # a log of readings asks for readings
+    if getattr(args, "guest_clock_threshold", None) is not None:
+        guest_clock["threshold"] = args.guest_clock_threshold
+    if guest_clock:
+        overrides["guest_clock"] = guest_clock
     for plugin in available_plugins().values():
         if plugin.table_from_arguments is not None and command:
             table = dict(plugin.table_from_arguments(args, command, config.settings_for(plugin)))

@@ -24,23 +24,36 @@ wrong inside hostclock (a bug) is logged once with its traceback, then
 counted as "gateway: internal error", and that frame is dropped. A `--pcap`
 recording that cannot be written (a full disk) stops with one log line;
 serving goes on.
+
+Watching guest clocks (`[guest_clock] interval`, `--watch-guest-clock`): the
+stack's `GuestClockWatcher` learns guests from their frames, each frame handed
+to it with its link and the host's Unix time of arrival; a task of its own
+sleeps until the watcher's `next_timer()` (with nothing to probe, until a
+guest is seen: no wake-ups), sends what `on_timer` returns on each guest's own
+link, and hands each reading to the log (a line when a guest's offset crosses
+the threshold or comes back) and to `--guest-clock-log` (one CSV row each,
+flushed; a log that cannot be written stops with one line, serving goes on).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import resource
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
 
 from gateway.app.assembly import assemble
 from gateway.app.config import Config
+from gateway.core.config import ConfigError
+from gateway.core.guest_clock import GuestClockOffset
 from gateway.core.plugin import HostServer
 from gateway.core.service import GuestLifecycle, UdpService
+from gateway.edges.guest_clock_log import GuestClockLog
 from gateway.edges.pcap_writer import PcapWriter
 from gateway.edges.transports.base import GuestLink, IdentifiesGuests, Transport
 from gateway.edges.upstream import UpstreamDriver
@@ -89,7 +102,8 @@ class Gateway:
     """A running hostclock gateway: one transport, one stack, the time service and any others."""
 
     def __init__(self, config: Config, transport: Transport, *, plugins: Iterable[str] = (),
-                 services: Iterable[UdpService] = (), pcap: str | None = None) -> None:
+                 services: Iterable[UdpService] = (), pcap: str | None = None,
+                 guest_clock_log: str | None = None, wall_clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config
         self.transport = transport
         assembly = assemble(config, plugins=plugins, services=services)
@@ -115,6 +129,18 @@ class Gateway:
         #: where `run` records the guest's link, both directions (`hostclock run --pcap`), or None
         self.pcap_path = pcap
         self._recorder: PcapWriter | None = None
+        #: the guest clock watcher (`gateway.core.guest_clock.GuestClockWatcher`), or None when not watching
+        self.guest_clock = self.stack.guest_clock
+        if guest_clock_log is not None and self.guest_clock is None:
+            raise ConfigError("a guest clock log needs guest clocks watched: set [guest_clock] interval "
+                              "(or pass --watch-guest-clock)")
+        #: where `run` writes one CSV row per guest clock reading (`--guest-clock-log`), or None
+        self.guest_clock_log_path = guest_clock_log
+        self._clock_log: GuestClockLog | None = None
+        self._watch_wakeup = trio.Event()
+        self._guests_read: set[tuple[str, str]] = set()
+        #: the host's Unix time in ns, for the watcher's probes and readings (a test may inject one)
+        self._wall_ns = wall_clock
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled. `task_status.started(line)` gives the one-line ready message.
@@ -130,6 +156,12 @@ class Gateway:
         if self.pcap_path is not None:
             # buffered writes of wall-clock-stamped records (no scapy here); flushed and closed on exit
             self._recorder = PcapWriter(self.pcap_path)
+        if self.guest_clock_log_path is not None:
+            try:
+                self._clock_log = GuestClockLog(self.guest_clock_log_path)
+            except BaseException:
+                self._close_recorder()
+                raise
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.transport.run, self._on_frame)
@@ -150,6 +182,9 @@ class Gateway:
                     self._drivers[port] = driver
                     answered_by.append(f"UDP {port} on the {upstream.description} {address[0]}:{address[1]}")
                 nursery.start_soon(self._report_drops)
+                if self.guest_clock is not None:
+                    nursery.start_soon(self._watch_guest_clocks)
+                    answered_by.append(f"watching guest clocks every {self.guest_clock.interval:g} s")
                 started = True
                 gw = self.config.gateway
                 task_status.started(
@@ -162,17 +197,27 @@ class Gateway:
                 raise group.exceptions[0] from None
             raise
         finally:
-            if self._recorder is not None:
-                recorder, self._recorder = self._recorder, None
+            self._close_recorder()
+            if self._clock_log is not None:
+                clock_log, self._clock_log = self._clock_log, None
                 try:
-                    recorder.close()
+                    clock_log.close()
                 except OSError as e:
-                    log.warning("--pcap %s: the end of the recording could not be written (%s)",
-                                self.pcap_path, e.strerror or e)
+                    log.warning("--guest-clock-log %s: the end of the log could not be written (%s)",
+                                self.guest_clock_log_path, e.strerror or e)
             if started:
                 summary = self.drop_summary()
                 log.info("stopped: %d frames received, %d sent%s", self.stack.frames_received,
                          self.stack.frames_sent, f"; dropped: {summary}" if summary else "")
+
+    def _close_recorder(self) -> None:
+        if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            try:
+                recorder.close()
+            except OSError as e:
+                log.warning("--pcap %s: the end of the recording could not be written (%s)",
+                            self.pcap_path, e.strerror or e)
 
     # -- the hot path ----------------------------------------------------------------
 
@@ -180,7 +225,16 @@ class Gateway:
         try:
             if self._recorder is not None:
                 self._record(frame)
-            outputs = self.stack.receive_frame(frame, trio.current_time())
+            watcher = self.guest_clock
+            if watcher is None:
+                outputs = self.stack.receive_frame(frame, trio.current_time())
+            else:
+                # the watcher learns guests by link, and stamps readings with the host's time of arrival
+                outputs = self.stack.receive_frame(frame, trio.current_time(), link, self._wall_ns())
+                if watcher.timer_moved:
+                    self._watch_wakeup.set()
+                if watcher.has_offsets:
+                    self._report_guest_clocks()
             if not self._activity.is_set():
                 self._activity.set()
             for output in outputs:  # frames for the guest, or Forwards (`gateway.core.service.Output`)
@@ -238,6 +292,60 @@ class Gateway:
             except OSError:
                 pass
 
+    # -- watching guest clocks -------------------------------------------------------------
+
+    async def _watch_guest_clocks(self) -> None:
+        """Send the watcher's probes when due; sleep until then, or until a guest is seen if none is due."""
+        watcher = self.guest_clock
+        while True:
+            watcher.timer_moved = False
+            deadline = watcher.next_timer()
+            if deadline is None or deadline > trio.current_time():
+                self._watch_wakeup = trio.Event()
+                with trio.move_on_at(math.inf if deadline is None else deadline):
+                    await self._watch_wakeup.wait()
+                continue  # woken early (a guest seen) or due: read the timer again
+            try:
+                for link, frame in watcher.on_timer(trio.current_time(), self._wall_ns()):
+                    if link.is_open:
+                        self._send_frame(link, frame)
+                    else:
+                        self._drops["gateway: a guest clock probe's link has closed"] += 1
+                        watcher.forget_link(link)
+                self._report_guest_clocks()
+            except Exception:
+                self._internal_error("the guest clock watcher's timer")
+                await trio.sleep(1.0)  # a bug must not make this loop spin
+
+    def _report_guest_clocks(self) -> None:
+        """Each new reading: a CSV row, and a log line when it crosses the threshold or comes back."""
+        for offset in self.guest_clock.take_offsets():
+            if self._clock_log is not None:
+                self._write_clock_row(offset)
+            guest = f"guest {offset.guest_ip} ({offset.guest_mac})"
+            how = f"{offset.source} reading, error {offset.error_s:.3f} s"
+            if offset.crossing == "out":
+                log.warning("%s clock %s (%s)", guest, _offset_phrase(offset.offset_s), how)
+            elif offset.crossing == "back":
+                log.info("%s clock back within %g s of the host: %s (%s)", guest, self.guest_clock.threshold / 2,
+                         _offset_phrase(offset.offset_s), how)
+            elif (offset.guest_ip, offset.guest_mac) not in self._guests_read:
+                log.info("%s clock %s (%s; logged again if it goes beyond %g s)", guest,
+                         _offset_phrase(offset.offset_s), how, self.guest_clock.threshold)
+            self._guests_read.add((offset.guest_ip, offset.guest_mac))
+
+    def _write_clock_row(self, offset: GuestClockOffset) -> None:
+        try:
+            self._clock_log.write(offset)
+        except OSError as e:  # a full disk (ENOSPC), say: the log stops, serving goes on
+            clock_log, self._clock_log = self._clock_log, None
+            log.warning("--guest-clock-log %s: cannot write (%s); the log stopped after %d rows, serving goes on",
+                        self.guest_clock_log_path, e.strerror or e, clock_log.rows)
+            try:
+                clock_log.close()
+            except OSError:
+                pass
+
     # -- reporting ---------------------------------------------------------------------
 
     def counters(self) -> dict[str, Any]:
@@ -256,6 +364,8 @@ class Gateway:
             if service_counters is not None:
                 figures.update(service_counters())
         figures["drops"] = dict(self.stack.drop_counts(*others))
+        if self.guest_clock is not None:
+            figures["guest_clock"] = self.guest_clock.counters()
         return figures
 
     def drop_summary(self) -> str:
@@ -277,9 +387,18 @@ class Gateway:
             reported = drops
 
 
+def _offset_phrase(offset_s: float) -> str:
+    """-1.482 -> "1.482 s behind the host"; the sign is the guest's clock minus the host's."""
+    return f"{abs(offset_s):.3f} s {'behind' if offset_s < 0 else 'ahead of'} the host"
+
+
 async def serve(transport: Transport, config: Config | None = None, *, plugins: tuple[str, ...] = (),
-                services: tuple[UdpService, ...] = (),
+                services: tuple[UdpService, ...] = (), guest_clock_log: str | None = None,
                 task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run a gateway on `transport` until cancelled; `task_status.started()` gives the ready line."""
-    gateway = Gateway(config or Config(), transport, plugins=plugins, services=services)
+    """Run a gateway on `transport` until cancelled; `task_status.started()` gives the ready line.
+
+    With `config.guest_clock.interval` set, it watches each guest's clock (`Gateway.guest_clock`),
+    writing one CSV row per reading to `guest_clock_log` if given."""
+    gateway = Gateway(config or Config(), transport, plugins=plugins, services=services,
+                      guest_clock_log=guest_clock_log)
     await gateway.run(task_status=task_status)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from gateway.core.addresses import parse_ipv4, parse_mac
 
-__all__ = ["ConfigError", "GatewayConfig", "parse_host_port"]
+__all__ = ["ConfigError", "GatewayConfig", "GuestClockConfig", "DEFAULT_WATCH_INTERVAL", "parse_host_port"]
 
 
 class ConfigError(ValueError):
@@ -83,3 +83,35 @@ class GatewayConfig:
     @property
     def network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(f"{self.gateway_ip}/{self.prefix_len}", strict=False)
+
+
+#: seconds between readings of a guest's clock when watching is asked for without an interval
+DEFAULT_WATCH_INTERVAL = 10.0
+
+
+@dataclass(frozen=True)
+class GuestClockConfig:
+    """Watching each guest's clock from the gateway (`gateway.core.guest_clock`): the ``[guest_clock]`` table.
+
+    Off by default (`interval` 0): the gateway then sends a guest nothing it did not ask for.
+    """
+
+    #: seconds between readings of each guest's clock; 0: guest clocks are not watched
+    interval: float = 0.0
+    #: |offset| in seconds beyond which a guest's clock is logged as out of step (and back within half of it)
+    threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ConfigError(f"guest_clock {name} {value!r}: give a number of seconds")
+        if self.interval != 0 and not 0.5 <= self.interval <= 86400:
+            raise ConfigError(f"guest_clock interval {self.interval}: give 0.5 to 86400 seconds between readings "
+                              "(or 0 not to watch)")
+        if not 0.001 <= self.threshold <= 3600:
+            raise ConfigError(f"guest_clock threshold {self.threshold}: give 0.001 to 3600 seconds")
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval > 0

@@ -40,6 +40,7 @@ class Drop(enum.StrEnum):
     TRUNCATED_ICMP = "icmp: shorter than 8 bytes"
     BAD_ICMP_CHECKSUM = "icmp: checksum"
     ICMP_NOT_ECHO_REQUEST = "icmp: not an echo request"
+    ICMP_TIMESTAMP_REPLY_UNWATCHED = "icmp: timestamp reply, and no guest clock watcher sent a probe"
     # UDP (RFC 768)
     TRUNCATED_UDP = "udp: shorter than its 8-byte header"
     BAD_UDP_LENGTH = "udp: length field below 8 or beyond the IP payload"

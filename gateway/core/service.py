@@ -18,6 +18,13 @@ and answers with what should happen, never touching a socket or a clock.
   upstream driver, or a replay's answerer) and brings the reply back through
   `Stack.receive_upstream`, which calls the service's `handle_upstream`.
 
+* a `gateway.core.guest_clock.GuestClockReading` — what the datagram says of
+  the guest's clock (an NTP request's transmit timestamp), or a `GuestSeen` —
+  news that a guest holds an address (a DHCP lease): for the gateway's guest
+  clock watcher, if it has one (else discarded); a service returns them only
+  while its `report_guest_clock` is set (`GuestClockReporter`). They are taken
+  only for the guest that sent the datagram in hand.
+
 Anything else a service returns is dropped and counted by the stack, never
 raised. What the stack itself returns is `Output`: frames for the guest and
 `Forward`s, nothing else.

@@ -4,7 +4,11 @@
 or touches a socket, so a pcap replay, a fuzzer and a live TAP drive it alike.
 It answers ARP (RFC 826) and ICMP echo (RFC 792) for the gateway's addresses,
 hands UDP (RFC 768) for a bound port to that port's service, and drops and
-counts everything else by reason. Nothing is ever forwarded: the only frames
+counts everything else by reason. With a guest clock watcher
+(`gateway.core.guest_clock`), it also tells the watcher of every guest host a
+frame came from, hands it ICMP timestamp replies (type 14) and the
+`GuestClockReading`s and `GuestSeen`s services return; the watcher's own
+probes are sent by the caller (`GuestClockWatcher.on_timer`). Nothing is ever forwarded: the only frames
 it emits are its own answers, addressed to the guest that asked, and none is
 larger than the MTU (every IPv4 reply is built, and size-checked, in one place).
 
@@ -29,6 +33,7 @@ from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, parse_ipv4, parse
 from gateway.core.checksum import is_valid_checksum
 from gateway.core.config import GatewayConfig
 from gateway.core.drops import Drop
+from gateway.core.guest_clock import GuestClockReading, GuestClockReporter, GuestClockWatcher, GuestSeen
 from gateway.core.service import Forward, ForwardingService, GuestAddress, Output, UdpReply, UdpService
 
 __all__ = ["Stack", "TokenBucket", "ICMP_ERROR_RATE", "ICMP_ERROR_BURST"]
@@ -92,7 +97,8 @@ class Stack:
     """The gateway as seen from the guest's link. One per gateway; many guests may share it."""
 
     def __init__(self, config: GatewayConfig, services: Iterable[UdpService] = (), *,
-                 icmp_error_rate: float = ICMP_ERROR_RATE, icmp_error_burst: int = ICMP_ERROR_BURST) -> None:
+                 icmp_error_rate: float = ICMP_ERROR_RATE, icmp_error_burst: int = ICMP_ERROR_BURST,
+                 guest_clock: GuestClockWatcher | None = None) -> None:
         self.config = config
         self.mac = parse_mac(config.gateway_mac)
         self.gateway_ip = parse_ipv4(config.gateway_ip)
@@ -106,6 +112,8 @@ class Stack:
         self._services: dict[int, UdpService] = {}
         #: the bound services that forward to an upstream, by port (`Stack.receive_upstream`)
         self._forwarders: dict[int, ForwardingService] = {}
+        #: the guest clock watcher fed by this stack, or None (guest clocks are not watched)
+        self.guest_clock = guest_clock
         for service in services:
             self.bind(service)
         #: frames dropped, by reason
@@ -126,6 +134,8 @@ class Stack:
         self._services[service.port] = service
         if isinstance(service, ForwardingService):
             self._forwarders[service.port] = service
+        if self.guest_clock is not None and isinstance(service, GuestClockReporter):
+            service.report_guest_clock = True  # its readings and sightings now have somewhere to go
 
     @property
     def services(self) -> dict[int, UdpService]:
@@ -144,18 +154,25 @@ class Stack:
         total: Counter[str] = Counter({str(reason): n for reason, n in self.drops.items()})
         for service in self._services.values():
             total.update({str(reason): n for reason, n in service.drops.items()})
+        if self.guest_clock is not None:
+            total.update(self.guest_clock.drops)
         for counter in others:
             total.update({str(reason): n for reason, n in counter.items()})
         return total
 
     # -- receiving ----------------------------------------------------------------------
 
-    def receive_frame(self, frame: bytes, now: float) -> list[Output]:
+    def receive_frame(self, frame: bytes, now: float, link: Any = None, wall_ns: int | None = None) -> list[Output]:
         """Handle one Ethernet frame from a guest.
 
         Returns frames (``bytes``) to send to the guest, and any `Forward`
         requests (a datagram for a forwarding service's upstream). An empty list
         means the frame was consumed or dropped (see `drops`).
+
+        `link` (an opaque, hashable key: the link the frame came in on) and
+        `wall_ns` (the host's Unix time of its arrival, in nanoseconds) are for
+        the guest clock watcher, if there is one: it learns guests by link and
+        stamps readings with the arrival time.
         """
         self.frames_received += 1
         if len(frame) < 14:
@@ -167,16 +184,16 @@ class Stack:
             return self._drop(Drop.BAD_SOURCE_MAC)
         ethertype = frame[12:14]
         if ethertype == _ETH_IPV4:
-            return self._receive_ipv4(frame, now)
+            return self._receive_ipv4(frame, now, link, wall_ns)
         if ethertype == _ETH_ARP:
-            return self._receive_arp(frame)
+            return self._receive_arp(frame, link, now)
         return self._drop(_classify_ethertype(int.from_bytes(ethertype, "big")))
 
     def _drop(self, reason: Drop) -> list[Output]:
         self.drops[reason] += 1
         return []
 
-    def _receive_arp(self, frame: bytes) -> list[Output]:
+    def _receive_arp(self, frame: bytes, link: Any, now: float) -> list[Output]:
         # RFC 826, "Packet Reception": check hardware and protocol type, then whether
         # we are the target protocol address, then whether it is a request.
         if len(frame) < 14 + arp.PACKET_LEN:
@@ -190,6 +207,9 @@ class Stack:
             return self._drop(Drop.ARP_BAD_SENDER)
         if op != arp.OP_REQUEST:
             return self._drop(Drop.ARP_NOT_REQUEST)
+        watcher = self.guest_clock
+        if watcher is not None and self._is_guest_host(sender_ip):
+            watcher.saw_guest(frame[6:12], sender_ip, link, now)
         # "Swap hardware and protocol fields, putting the local hardware and protocol
         # addresses in the sender fields. Set the ar$op field to ares_op$REPLY."
         reply = (_ETH_HEADER.pack(sender_mac, self.mac, ethernet.ETHERTYPE_ARP)
@@ -200,7 +220,7 @@ class Stack:
         self.frames_sent += len(frames)
         return frames
 
-    def _receive_ipv4(self, frame: bytes, now: float) -> list[Output]:
+    def _receive_ipv4(self, frame: bytes, now: float, link: Any, wall_ns: int | None) -> list[Output]:
         frame_len = len(frame)
         if frame_len < 14 + ipv4.HEADER_LEN:
             return self._drop(Drop.TRUNCATED_IPV4)
@@ -239,24 +259,41 @@ class Stack:
                 return self._drop(Drop.BAD_SOURCE_IP)
         elif not self._is_guest_host(src_ip):
             return self._drop(Drop.BAD_SOURCE_IP)
+        else:
+            watcher = self.guest_clock
+            if watcher is not None:
+                watcher.saw_guest(frame[6:12], src_ip, link, now)
         payload_start = 14 + ihl
         payload_end = 14 + total_len
         if protocol == ipv4.PROTO_UDP:
-            return self._receive_udp(frame, src_ip, dst_ip, payload_start, payload_end, broadcast, now)
+            return self._receive_udp(frame, src_ip, dst_ip, payload_start, payload_end, broadcast, now, link, wall_ns)
         if broadcast:
             return self._drop(Drop.IP_NOT_FOR_US)  # only UDP services take broadcasts
         if protocol == ipv4.PROTO_ICMP:
-            return self._receive_icmp(frame, src_ip, dst_ip, payload_start, payload_end)
+            return self._receive_icmp(frame, src_ip, dst_ip, payload_start, payload_end, now, link, wall_ns)
         if protocol == ipv4.PROTO_TCP:
             return self._drop(Drop.TCP_NOT_SERVED)
         return self._drop(Drop.UNKNOWN_PROTOCOL)
 
-    def _receive_icmp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int) -> list[Output]:
+    def _receive_icmp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int, now: float,
+                      link: Any, wall_ns: int | None) -> list[Output]:
         message = frame[start:end]
         if len(message) < icmp.HEADER_LEN:
             return self._drop(Drop.TRUNCATED_ICMP)
         if not is_valid_checksum(message):
             return self._drop(Drop.BAD_ICMP_CHECKSUM)
+        if message[0] == icmp.TYPE_TIMESTAMP_REPLY:
+            # an answer to the guest clock watcher's probe (or not: the watcher counts what it drops)
+            watcher = self.guest_clock
+            if watcher is None:
+                return self._drop(Drop.ICMP_TIMESTAMP_REPLY_UNWATCHED)
+            watcher.receive_timestamp_reply(frame[6:12], src_ip, message, link, now, wall_ns)
+            return []
+        # A timestamp request (type 13) from a guest is not answered. RFC 1122 §3.2.2.8: "A host
+        # MAY implement Timestamp and Timestamp Reply." The guest gets the host's time from NTP
+        # on this gateway, to the nanosecond and with leap and synchronisation status; a
+        # millisecond timestamp adds no service, and answering would tell every guest the
+        # host's clock by a second way (the classic "ICMP timestamp disclosure" finding).
         if message[0] != icmp.TYPE_ECHO_REQUEST or message[1] != 0:
             return self._drop(Drop.ICMP_NOT_ECHO_REQUEST)
         # RFC 792: "the source and destination addresses are simply reversed, the type
@@ -268,7 +305,7 @@ class Stack:
         return self._sent([reply_frame])
 
     def _receive_udp(self, frame: bytes, src_ip: bytes, dst_ip: bytes, start: int, end: int,
-                     broadcast: bool, now: float) -> list[Output]:
+                     broadcast: bool, now: float, link: Any, wall_ns: int | None) -> list[Output]:
         if end - start < udp.HEADER_LEN:
             return self._drop(Drop.TRUNCATED_UDP)
         src_port, dst_port, udp_len, checksum = _UDP_HEADER.unpack_from(frame, start)
@@ -305,6 +342,12 @@ class Stack:
                 reply = self._addressed_udp_frame(guest, local_ip, dst_port, item)
                 if reply is not None:
                     result.append(reply)
+            elif kind is GuestClockReading:
+                if self.guest_clock is not None and item.guest == guest:  # a service speaks for its asker only
+                    self.guest_clock.receive_reading(item, link, now, wall_ns)
+            elif kind is GuestSeen:
+                if self.guest_clock is not None and item.mac == guest.mac and self._is_guest_host(item.ip):
+                    self.guest_clock.saw_guest(item.mac, item.ip, link, now, lease=True)
             else:
                 self.drops[Drop.SERVICE_BAD_OUTPUT] += 1
         return result

@@ -31,6 +31,11 @@ is byte-identical run after run.
 Every guest frame either gets a frame back or is counted in a drop reason;
 one that gets neither is counted as "replay: no answer and no drop reason".
 
+`ReplayResult.frames` tells, record by record, what became of each: skipped
+(and why), or fed to the gateway, with the frames it sent in answer and the
+drop reasons it counted meanwhile, so that a test can hold each frame to what
+the RFCs say must happen to it.
+
 Which frames are input: only what a guest sent. A record is skipped, and
 counted by reason, if its link type is not Ethernet, if the capture's snap
 length cut it, or if its source MAC is the gateway's ("not from a guest": a
@@ -56,7 +61,7 @@ from gateway.core.stack import Stack
 from gateway.core.udp import parse_frame
 from gateway.edges.pcap_reader import LINKTYPE_ETHERNET, CaptureRecord
 
-__all__ = ["replay", "ReplayResult", "Exchange", "ReplayClock", "RecordedClock", "FixedClock", "parse_clock"]
+__all__ = ["replay", "ReplayResult", "FrameOutcome", "Exchange", "ReplayClock", "RecordedClock", "FixedClock", "parse_clock"]
 
 _NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -146,6 +151,20 @@ class Exchange:
     next_frame_ns: int | None = None
 
 
+@dataclass(slots=True)
+class FrameOutcome:
+    """What became of one record of the capture."""
+
+    #: the record's 1-based number in the capture, as tcpdump and tshark number them
+    number: int
+    #: why the record was not fed to the gateway (not a guest's frame), or None
+    skipped: str | None = None
+    #: the frames the gateway sent while handling it, in order (a forwarded request's reply included)
+    sent: list[bytes] = field(default_factory=list)
+    #: the drop reasons counted while handling it (a port unreachable is sent and counted)
+    drops: list[str] = field(default_factory=list)
+
+
 @dataclass
 class ReplayResult:
     clock: str
@@ -168,6 +187,8 @@ class ReplayResult:
     exchanges: list[Exchange] = field(default_factory=list)
     #: every frame the gateway sent to the guest: (Unix ns on the replay clock, frame)
     output: list[tuple[int, bytes]] = field(default_factory=list)
+    #: what became of each record read, in capture order
+    frames: list[FrameOutcome] = field(default_factory=list)
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -193,6 +214,8 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
 
     for record in records:
         result.frames_read += 1
+        fate = FrameOutcome(record.number)
+        result.frames.append(fate)
         ts_ns = record.ts_ns
         for exchange in awaiting_next_frame:
             exchange.next_frame_ns = ts_ns
@@ -200,13 +223,16 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
         now_ns = clock.at(ts_ns)
         frame = record.data
         if record.linktype != LINKTYPE_ETHERNET:
-            skipped[f"link type {record.linktype} is not Ethernet (1)"] += 1
+            fate.skipped = f"link type {record.linktype} is not Ethernet (1)"
+            skipped[fate.skipped] += 1
             continue
         if len(frame) < record.wirelen:
-            skipped["cut short by the capture's snap length"] += 1
+            fate.skipped = "cut short by the capture's snap length"
+            skipped[fate.skipped] += 1
             continue
         if frame[6:12] == gateway_mac:
-            skipped["not from a guest (sent by the gateway)"] += 1
+            fate.skipped = "not from a guest (sent by the gateway)"
+            skipped[fate.skipped] += 1
             key = _reply_key(frame, assembly.upstreams)
             if key is not None:
                 exchange = awaiting_recorded_reply.pop(key, None)
@@ -219,11 +245,13 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
         for service in forwarders.values():
             service.flows.expire(now)
         sent_before = len(output)
-        dropped_before = _dropped(stack, answerers)
+        drops_before = _drop_counts(stack, answerers)
         try:
             outputs = stack.receive_frame(frame, now)
         except Exception as e:  # a stack bug must not end the replay: count it, show it, go on
-            result.drops[f"replay: the gateway raised {type(e).__name__} (a bug)"] += 1
+            reason = f"replay: the gateway raised {type(e).__name__} (a bug)"
+            result.drops[reason] += 1
+            fate.drops.append(reason)
             continue
         for item in outputs:  # frames for the guest, or Forwards (`gateway.core.service.Output`)
             if type(item) is bytes:
@@ -231,7 +259,9 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
                 continue
             answerer = answerers.get(item.port)
             if answerer is None:
-                result.drops[f"replay: UDP port {item.port} forwards, but nothing answers it here"] += 1
+                reason = f"replay: UDP port {item.port} forwards, but nothing answers it here"
+                result.drops[reason] += 1
+                fate.drops.append(reason)
                 continue
             exchange = _forward(item, record, now_ns, now, stack, answerer, assembly.upstreams.get(item.port),
                                 output)
@@ -246,10 +276,14 @@ def replay(records: Iterable[CaptureRecord], config: Config, clock: ReplayClock,
             closed = service.flows.take_closed()
             if port in answerers:
                 answerers[port].flows_closed(closed)
-        if len(output) > sent_before:
+        fate.sent = [sent for _, sent in output[sent_before:]]
+        fate.drops += sorted((_drop_counts(stack, answerers) - drops_before).elements())
+        if fate.sent:
             result.frames_answered += 1
-        elif _dropped(stack, answerers) == dropped_before:
-            result.drops["replay: no answer and no drop reason (a bug)"] += 1
+        elif not fate.drops:
+            reason = "replay: no answer and no drop reason (a bug)"
+            result.drops[reason] += 1
+            fate.drops.append(reason)
 
     for answerer in {id(a): a for a in answerers.values()}.values():
         answerer.close()
@@ -282,9 +316,9 @@ def _answerer_drops(answerers: dict[int, ReplayAnswerer]) -> list[Counter[str]]:
     return [a.drops for a in {id(a): a for a in answerers.values()}.values()]
 
 
-def _dropped(stack: Stack, answerers: dict[int, ReplayAnswerer]) -> int:
-    """Every drop counted so far, by the stack, its services and the answerers."""
-    return sum(stack.drop_counts(*_answerer_drops(answerers)).values())
+def _drop_counts(stack: Stack, answerers: dict[int, ReplayAnswerer]) -> Counter[str]:
+    """Every drop counted so far, by reason: by the stack, its services and the answerers."""
+    return stack.drop_counts(*_answerer_drops(answerers))
 
 
 def _forward(request: Forward, record: CaptureRecord, now_ns: int, now: float, stack: Stack,

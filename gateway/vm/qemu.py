@@ -64,6 +64,16 @@ def stream_netdev(path: str | os.PathLike, netdev_id: str = "n0") -> str:
     return f"stream,id={netdev_id},server=off,addr.type=unix,addr.path={os.fspath(path)}"
 
 
+def socket_netdev(host: str, port: int, netdev_id: str = "n0") -> str:
+    """QEMU's legacy ``-netdev socket`` connecting over TCP to HOST:PORT (the same framing as stream)."""
+    return f"socket,id={netdev_id},connect={host}:{port}"
+
+
+def inet_stream_netdev(host: str, port: int, netdev_id: str = "n0") -> str:
+    """``-netdev stream`` connecting over TCP to HOST:PORT (u32 big-endian length + frame, as over Unix)."""
+    return f"stream,id={netdev_id},server=off,addr.type=inet,addr.host={host},addr.port={port}"
+
+
 def dgram_netdev(local: str | os.PathLike, remote: str | os.PathLike,
                  netdev_id: str = "n0") -> str:
     return (f"dgram,id={netdev_id},local.type=unix,local.path={os.fspath(local)},"
@@ -92,12 +102,16 @@ def host_accel() -> str:
 def qemu_command(image: GuestImage, netdev: str, *, mac: str = GUEST_MAC,
                  memory_mb: int = 256, append: str = "", accel: str = "tcg",
                  qmp_path: str | os.PathLike | None = None) -> list[str]:
-    """The QEMU command line.  NETDEV is a stream_netdev()/dgram_netdev() string
+    """The QEMU command line.  NETDEV is a stream_netdev()/dgram_netdev()/socket_netdev() string
     whose id is n0.  APPEND is added to the kernel command line (e.g.
     static_append(...) to skip DHCP, or a scenario's words).  QMP_PATH: a Unix
     socket QEMU listens on for its QMP monitor (none by default)."""
-    if not re.match(r"(stream|dgram),", netdev):
-        raise ValueError(f"only -netdev stream or dgram is allowed, not {netdev!r}")
+    loopback_tcp = (re.fullmatch(r"socket,id=\w+,connect=127\.[0-9.]+:\d+", netdev)
+                    or re.fullmatch(r"stream,id=\w+,server=off,addr\.type=inet,addr\.host=127\.[0-9.]+,addr\.port=\d+",
+                                    netdev))
+    if not (re.match(r"(stream|dgram),id=\w+,(server=off,)?(addr|local)\.type=unix,", netdev) or loopback_tcp):
+        raise ValueError(f"only -netdev stream or dgram on Unix sockets, or socket/stream to loopback TCP, "
+                         f"is allowed, not {netdev!r}")
     if accel not in ("tcg", "kvm"):
         raise ValueError(f"accel must be tcg or kvm, not {accel!r}")
     monitor = ["-qmp", f"unix:{os.fspath(qmp_path)},server=on,wait=off"] if qmp_path else []

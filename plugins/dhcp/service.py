@@ -63,6 +63,7 @@ from collections.abc import Callable
 
 from gateway.core.addresses import BROADCAST_MAC, GuestSubnet, format_ipv4, parse_ipv4
 from gateway.core.config import GatewayConfig
+from gateway.core.guest_clock import GuestSeen
 from gateway.core.service import GuestAddress, UdpReply
 
 from plugins.dhcp.config import DhcpConfig
@@ -100,6 +101,8 @@ class DhcpService:
 
     def __init__(self, gateway: GatewayConfig, dhcp: DhcpConfig | None = None, *, max_records: int = 4096) -> None:
         dhcp = dhcp if dhcp is not None else DhcpConfig()
+        #: also return a `GuestSeen` with each lease bound (set by a stack that watches guest clocks)
+        self.report_guest_clock = False
         network = gateway.network
         self._network = network
         #: option 54, and the address RENEWING clients unicast to
@@ -190,7 +193,7 @@ class DhcpService:
         self._track(client, mac, now)
         return [self._reply(message, source, OFFER, lease.ip)]
 
-    def _request(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:
+    def _request(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply | GuestSeen]:
         """§4.3.2: SELECTING (server identifier present), INIT-REBOOT (requested address,
         no ciaddr), RENEWING or REBINDING (ciaddr): ACK the address or NAK it."""
         client = self._client(message)
@@ -216,6 +219,8 @@ class DhcpService:
             # address' is incorrect, or is on the wrong network."
             return [self._nak(message)]
         self._track(client, message.client_mac, now)
+        if self.report_guest_clock:  # the gateway's guest clock watcher watches the guest at its new address
+            return [self._reply(message, source, ACK, lease.ip), GuestSeen(source.mac, lease.ip)]
         return [self._reply(message, source, ACK, lease.ip)]
 
     def _decline(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:

@@ -66,7 +66,8 @@ STOP_WAIT = 1.0
 class SntpServer:
     """Serves the host clock (or an injected `clock`, Unix ns) over UDP, per `config`.
 
-    `answered` counts replies sent, `drops` (shared with the responder)
+    `answered` counts replies sent (counted before the send: a reply a client holds is
+    always counted already), `drops` (shared with the responder)
     counts everything not answered, by reason; `bound_address` is (host, port)
     once `run` has bound the socket.
     """
@@ -174,9 +175,9 @@ class SntpServer:
                     pass
             finally:
                 with closing:
-                    stopped.set()
                     if abandoned:
-                        sock.close()
+                        sock.close()  # before `stopped`: once the thread reads as stopped, its socket is closed
+                    stopped.set()
 
         try:
             await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
@@ -247,14 +248,17 @@ class SntpServer:
             reply = respond(request, unix_ns_to_ntp(receive_ns), read_clock_ntp)
             if reply is None:
                 continue
+            # counted before the send, taken back if it fails: whoever holds the reply (a client,
+            # the test that started it) must find it counted already
+            self.answered += 1
             try:
                 sendto(reply, socket.MSG_DONTWAIT, address)
             except BlockingIOError:
+                self.answered -= 1
                 drops[SntpDrop.SEND_WOULD_BLOCK] += 1
             except OSError:
+                self.answered -= 1
                 drops[SntpDrop.SEND_FAILED] += 1
-            else:
-                self.answered += 1
         return False
 
 

@@ -10,16 +10,30 @@ ntpd with mode 6/7 enabled) is only reachable as an SNTP server: only client
 requests (mode 3) of versions 1–4 and SNTP sizes are forwarded, and a reply is
 passed back only if it is a server reply (mode 4) no longer than the request it
 answers.
+
+While `report_guest_clock` is set (by a stack that watches guest clocks,
+`gateway.core.guest_clock.GuestClockReporter`), each forwarded request whose
+transmit timestamp is not zero also yields a `GuestClockReading`: the guest's
+clock as that timestamp states it (RFC 5905 §7.3: "Transmit Timestamp (xmt):
+Time at the client when the request departed for the server"). ntpdig,
+busybox and systemd-timesyncd put their clock there; chronyd puts random bits,
+which the watcher tells apart (two successive readings must agree). The era is
+not in the packet, so the reading is given modulo one NTP era (RFC 5905 §6)
+and the watcher places it against the host's time of arrival.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from typing import Any
+
 from gateway.core.flows import FlowTable
+from gateway.core.guest_clock import GuestClockReading
 from gateway.core.service import Forward, GuestAddress
 
-from plugins.ntp.packet import reply_rejection, request_rejection
+from plugins.ntp.packet import TIMESTAMP, TRANSMIT_OFFSET, reply_rejection, request_rejection
+from plugins.ntp.timestamps import ERA_NS, ntp_to_unix_ns
 
 __all__ = ["TimeService", "NTP_PORT"]
 
@@ -34,11 +48,13 @@ class TimeService:
 
     def __init__(self, flows: FlowTable | None = None) -> None:
         self.flows = flows if flows is not None else FlowTable()
+        #: also return a `GuestClockReading` with each forwarded request (set by a watching stack)
+        self.report_guest_clock = False
         self.drops: Counter[str] = Counter()
         self.forwarded = 0
         self.answered = 0
 
-    def handle_datagram(self, source: GuestAddress, local_ip: bytes, payload: bytes, now: float) -> list[Forward]:
+    def handle_datagram(self, source: GuestAddress, local_ip: bytes, payload: bytes, now: float) -> list[Any]:
         reason = request_rejection(payload)
         if reason is not None:
             self.drops[reason] += 1
@@ -46,6 +62,12 @@ class TimeService:
         flow = self.flows.touch(source, local_ip, now)
         flow.last_request_len = len(payload)
         self.forwarded += 1
+        if self.report_guest_clock:
+            (transmit,) = TIMESTAMP.unpack_from(payload, TRANSMIT_OFFSET)
+            if transmit:  # 0: the client sent no time (RFC 4330 §5 lets it)
+                # any era will do: the watcher compares modulo one
+                reading = GuestClockReading(source, ntp_to_unix_ns(transmit, 0), ERA_NS)
+                return [Forward(self.port, flow, payload), reading]
         return [Forward(self.port, flow, payload)]
 
     def handle_upstream(self, flow_id: int, payload: bytes, now: float) -> bytes | None:

@@ -22,6 +22,10 @@ def free_udp_port(address: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """chronyd could not bind its port."""
+
+
 class ChronyServer:
     """Run ``chronyd -x -d -f CONF`` until exit; ready (answering, synchronised) on enter.
 
@@ -32,15 +36,30 @@ class ChronyServer:
         clients.chronyd_query(None, srv.address, port=srv.port)
     """
 
+    PORT_ATTEMPTS = 5
+
     def __init__(self, ns=None, address: str = "127.0.0.1", port: int | None = None,
                  stratum: int = 1, allow: str = "127.0.0.1", start_timeout: float = 10.0):
         self.ns, self.address, self.stratum, self.allow = ns, address, stratum, allow
+        self._port_given = port is not None or ns is not None
         self.port = port or (free_udp_port(address) if ns is None else 123)
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> "ChronyServer":
+        """Start chronyd; a free port taken by another process before chronyd bound it (chronyd
+        logs "Could not open NTP socket" and serves nothing) is retried with another port."""
+        for attempt in range(self.PORT_ATTEMPTS):
+            try:
+                return self._start()
+            except PortTaken:
+                if self._port_given or attempt + 1 == self.PORT_ATTEMPTS:
+                    raise
+                self.port = free_udp_port(self.address)
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "ChronyServer":
         self._tmp = tempfile.TemporaryDirectory(prefix="hc-chronyd-")
         d = self._tmp.name
         self.conf, self.logfile = f"{d}/chronyd.conf", f"{d}/chronyd.log"
@@ -67,6 +86,8 @@ class ChronyServer:
         deadline = time.monotonic() + self.start_timeout
         last = None
         while time.monotonic() < deadline:
+            if "Could not open NTP socket" in self.log() or "Could not bind" in self.log():
+                raise PortTaken(f"chronyd could not bind {self.address}:{self.port}:\n{self.log()}")
             if self.proc.poll() is not None:
                 raise RuntimeError(f"chronyd exited with {self.proc.returncode}:\n{self.log()}")
             try:

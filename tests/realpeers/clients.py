@@ -54,6 +54,24 @@ class ClientResult:
     stratum: int | None
     leap: int | None         # 0..3 (3 = unsynchronised), if the client reports it
     raw: str                 # the client's output, for messages
+    #: the client's own worst-case error of `offset` (s): ntpdig's synchronisation distance
+    #: ("precision" in its JSON: delay / 2 + dispersion); else delay / 2
+    error_bound: float | None = None
+
+    def __post_init__(self):
+        if self.error_bound is None and self.delay is not None:
+            self.error_bound = self.delay / 2
+
+    def within_its_error_bound(self, true_offset: float = 0.0, slack: float = 5e-6) -> bool:
+        """|offset - true_offset| <= error_bound (+ slack for the clients' printed rounding).
+
+        With one clock on both ends a correct server gives t1 <= t2 <= t3 <= t4, and then
+        |offset| <= delay / 2 always (RFC 5905 §8), however loaded the machine: a server whose
+        clock or timestamps are off by more than that fails this, a slow exchange does not.
+        """
+        if self.error_bound is None:
+            raise ValueError(f"{self.client} reported no delay or error bound: {self.raw}")
+        return abs(self.offset - true_offset) <= self.error_bound + slack
 
 
 class ClientError(RuntimeError):
@@ -120,7 +138,7 @@ def ntpdig(ns, server: str, timeout: float = 5.0) -> ClientResult:
     data = json.loads(lines[-1])
     return ClientResult("ntpdig", server, offset=float(data["offset"]), delay=None,
                         stratum=int(data["stratum"]), leap=LEAP.get(data["leap"]),
-                        raw=cp.stdout + cp.stderr)
+                        raw=cp.stdout + cp.stderr, error_bound=float(data["precision"]))
 
 
 _WRONG_BY = re.compile(r"System clock wrong by (\S+) seconds")
@@ -194,6 +212,63 @@ def ntplib_query(ns, server: str, port: int = 123, timeout: float = 5.0,
     data = json.loads(cp.stdout)
     return ClientResult("ntplib", server, offset=data["offset"], delay=data["delay"],
                         stratum=data["stratum"], leap=data["leap"], raw=cp.stdout)
+
+
+_NTPLIB_SERIES = r"""
+import json, sys, ntplib
+host, port, timeout, count = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+client, offsets = ntplib.NTPClient(), []
+for _ in range(count):
+    try:
+        offsets.append(client.request(host, version=4, port=port, timeout=timeout).offset)
+    except Exception as e:
+        sys.exit(f"{type(e).__name__}: {e}")
+print(json.dumps(offsets))
+"""
+
+
+def ntplib_offsets(ns, server: str, count: int, port: int = 123, timeout: float = 5.0) -> list[float]:
+    """``count`` ntplib requests one after the other, in one process inside ``ns``; their offsets (s)."""
+    argv = [sys.executable, "-c", _NTPLIB_SERIES, server, str(port), str(timeout), str(count)]
+    cp = _run("ntplib", ns, argv, timeout=count * timeout + 10)
+    if cp.returncode != 0:
+        raise ClientError("ntplib", cp.args, f"exit code {cp.returncode}", cp.stdout, cp.stderr)
+    return json.loads(cp.stdout)
+
+
+_EXCHANGES = r"""
+import json, os, socket, struct, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ERA = 2208988800
+def ntp_ns(stamp):
+    seconds, fraction = divmod(stamp, 2**32)
+    return (seconds - ERA) * 10**9 + (fraction * 10**9 >> 32)
+out = []
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s.settimeout(5)
+    s.connect((host, port))
+    for _ in range(count):
+        transmit = os.urandom(8)
+        t1 = time.time_ns()
+        s.send(bytes([0x23, 0, 6, 0xEC]) + bytes(36) + transmit)
+        reply = s.recv(2048)
+        t4 = time.time_ns()
+        t2, t3 = (ntp_ns(v) for v in struct.unpack_from("!QQ", reply, 32))
+        out.append({"mode": reply[0] & 7, "originate_echoed": reply[24:32] == transmit,
+                    "t1": t1, "t2": t2, "t3": t3, "t4": t4})
+print(json.dumps(out))
+"""
+
+
+def sntp_exchanges(ns, server: str, count: int, port: int = 123) -> list[dict]:
+    """``count`` SNTP exchanges from inside ``ns`` by a stdlib client with nanosecond clock reads
+    and a random transmit timestamp each: per exchange the reply's mode, whether its originate
+    is that transmit byte for byte, and t1..t4 in Unix ns (t2, t3: the server's)."""
+    argv = [sys.executable, "-c", _EXCHANGES, server, str(port), str(count)]
+    cp = _run("sntp", ns, argv, timeout=count * 5 + 10)
+    if cp.returncode != 0:
+        raise ClientError("sntp", cp.args, f"exit code {cp.returncode}", cp.stdout, cp.stderr)
+    return json.loads(cp.stdout)
 
 
 def ping(ns, address: str, count: int = 3, timeout: float = 5.0) -> int:

@@ -1,7 +1,8 @@
 """pytest helpers shared by the VM tests (tests/test_vm_guest_image.py,
 tests/test_real_vm.py, tests/test_drift_bench.py): skip only when QEMU or the
-guest packages truly cannot be had, and never under CI (CI=true), where a
-real-peer test that cannot run fails."""
+guest packages truly cannot be had. The tests are marked qemu, so under CI=true such a skip - an
+apt or download failure while building the guest image included - is a failure
+(tests/realpeers/required.py)."""
 
 from __future__ import annotations
 

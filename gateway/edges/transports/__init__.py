@@ -36,6 +36,11 @@ def _qemu_stream(path: str, gateway: GatewayConfig) -> Transport:
     return QemuStreamTransport(path)
 
 
+def _qemu_socket(address: str, gateway: GatewayConfig) -> Transport:
+    from gateway.edges.transports.qemu_socket import QemuSocketTransport
+    return QemuSocketTransport(address)
+
+
 def _qemu_dgram(path: str, gateway: GatewayConfig) -> Transport:
     from gateway.edges.transports.qemu_dgram import QemuDgramTransport
     return QemuDgramTransport(path)
@@ -66,6 +71,10 @@ TRANSPORTS: dict[str, TransportKind] = {kind.flag: kind for kind in (
     TransportKind("--qemu-stream", "PATH",
                   "listen on Unix socket PATH for QEMU -netdev stream,server=off,addr.type=unix,addr.path=PATH "
                   "(u32 big-endian length before each frame)", _qemu_stream),
+    TransportKind("--qemu-socket", "127.0.0.1:PORT",
+                  "listen on loopback TCP port PORT for QEMU -netdev socket,connect=127.0.0.1:PORT (or -netdev "
+                  "stream,server=off,addr.type=inet,...); u32 big-endian length before each frame; loopback only",
+                  _qemu_socket),
     TransportKind("--qemu-dgram", "PATH",
                   "bind Unix datagram socket PATH for QEMU -netdev dgram,local.type=unix,local.path=A,"
                   "remote.type=unix,remote.path=PATH (one frame per datagram; replies go to A)", _qemu_dgram),

@@ -1,12 +1,10 @@
 """Listening on a Unix socket path safely: refuse a path a live server holds, replace a stale one;
-and serving each connection of a listening socket in its own task.
+then serving each connection in its own task (`gateway.edges.transports.listener`).
 """
 
 from __future__ import annotations
 
 import errno
-import itertools
-import logging
 import os
 import socket
 import stat
@@ -15,13 +13,9 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from gateway.edges.transports.base import TransportError
+from gateway.edges.transports.listener import serve_listener
 
 __all__ = ["bind_unix", "remove_socket_file", "serve_connections"]
-
-log = logging.getLogger("hostclock.transport")
-
-#: how long to back off when accept() fails for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM)
-_ACCEPT_BACKOFF = 0.1
 
 
 def bind_unix(path: str, kind: int) -> socket.socket:
@@ -97,40 +91,11 @@ async def serve_connections(path: str, kind: int, handle: Callable[[socket.socke
                             description: str, *,
                             task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on `path` (SOCK_STREAM or SOCK_SEQPACKET) and run `handle(conn, number)` for each
-    connection in its own task, until cancelled; then close everything and remove the socket file.
-
-    Each connection is closed when its handler returns. A handler that raises is a bug in
-    hostclock, not the peer's fault: it is logged with its traceback and only that connection
-    is closed, so the other guests go on being served.
+    connection in its own task (`serve_listener`), until cancelled; then close everything and
+    remove the socket file.
     """
     listener = bind_unix(path, kind)
     try:
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            for number in itertools.count(1):
-                await trio.lowlevel.wait_readable(listener)
-                try:
-                    conn, _ = listener.accept()
-                except BlockingIOError:
-                    continue
-                except OSError as e:  # out of descriptors or memory: keep serving the attached guests
-                    log.warning("%s: cannot accept a connection: %s", description, e.strerror)
-                    await trio.sleep(_ACCEPT_BACKOFF)
-                    continue
-                conn.setblocking(False)
-                nursery.start_soon(_serve_one, conn, number, handle, description)
+        await serve_listener(listener, handle, description, task_status=task_status)
     finally:
-        trio.lowlevel.notify_closing(listener)
-        listener.close()
         remove_socket_file(path)
-
-
-async def _serve_one(conn: socket.socket, number: int, handle: Callable[[socket.socket, int], Awaitable[None]],
-                     description: str) -> None:
-    try:
-        await handle(conn, number)
-    except Exception:
-        log.exception("%s #%d: internal error; connection closed", description, number)
-    finally:
-        trio.lowlevel.notify_closing(conn)
-        conn.close()

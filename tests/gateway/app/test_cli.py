@@ -6,7 +6,7 @@ import socket
 import subprocess
 
 import pytest
-from gateway_process import REPO, GatewayProcess, run_cli
+from gateway_process import REPO, GatewayProcess, run_cli, serving_on_a_free_port
 from realpeers import make_tap, requires_root, unique_name
 
 
@@ -109,11 +109,7 @@ def test_bad_tap_name():
 
 
 def test_serve_prints_where_it_listens_and_stops_cleanly_on_sigint():
-    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    holder.bind(("127.0.0.1", 0))
-    port = holder.getsockname()[1]
-    holder.close()
-    with GatewayProcess("serve", "--listen", f"127.0.0.1:{port}") as server:
+    with serving_on_a_free_port() as (server, port):
         assert f"127.0.0.1:{port}" in server.ready_line
         assert server.stop() == 0
     assert "Traceback" not in server.stderr

@@ -105,7 +105,7 @@ def test_a_third_party_plugin_has_its_own_toml_table(installed_plugin, tmp_path)
 def test_unknown_tables_are_one_line_errors_naming_the_file(tmp_path):
     path = tmp_path / "hostclock.toml"
     path.write_text("[nosuchplugin]\nx = 1\n")
-    with pytest.raises(ConfigError, match=r"hostclock.toml: unknown table \[nosuchplugin\] \(known: gateway, dhcp, ntp"):
+    with pytest.raises(ConfigError, match=r"hostclock.toml: unknown table \[nosuchplugin\] \(known: gateway, guest_clock, dhcp, ntp"):
         Config.from_toml(path)
 
 

@@ -66,6 +66,7 @@ def test_a_time_before_1970_is_refused():
         pcap_bytes([(-1, FRAME)])
 
 
+@pytest.mark.clients  # tcpdump: a real reader of the file
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump missing (apt-get install tcpdump)")
 def test_tcpdump_reads_the_nanosecond_timestamps(tmp_path):
     path = tmp_path / "arp.pcap"

@@ -1,8 +1,12 @@
 """`--vmnet`: hyperkit/vpnkit clients over a real Unix stream socket, driving a real Gateway.
 
-The peer speaks the handshake exactly as hyperkit and vpnkit do (49-byte Init
-both ways, 41-byte command, 258-byte response, then u16 little-endian length +
-frame), written out here with struct.
+The peer (tests/vmnet_peer.py) is derived from the anchors' published source, not from this
+project's notes: hyperkit's client (moby/hyperkit src/lib/pci_virtio_net_vpnkit.c: the packed
+msg_init/msg_command/msg_response structs, L88-L137; `vpnkit_connect`, L316-L398; `vmn_read` and
+`vmn_write`, L599-L665: a 2-byte little-endian header and the frame in two writes; frames padded to
+60 bytes, L728-L748) and vpnkit's codec (moby/vpnkit src/hostnet/vmnet.ml: Init L12-L44, Command
+L46-L117, Vif `max_packet_size = mtu + 50` L119-L153, Response L155-L192 in a zero-filled 258-byte
+buffer, Packet L195-L204). vmnet_peer.py's docstring gives the commits and the URLs.
 """
 
 import logging
@@ -17,7 +21,7 @@ from gateway.app.config import GatewayConfig
 from gateway.edges.transports import make_transport
 from gateway.edges.transports.vmnet import VmnetTransport
 
-from vmnet_peer import OUR_INIT, UUID_A, UUID_B, VmnetPeer, expected_mac
+from vmnet_peer import OUR_INIT, UUID_A, UUID_B, VPNKIT_COMMIT, VmnetPeer, expected_mac
 from transport_harness import (TIMEOUT, arp_request, assert_guest_served, guest_ip, log_messages,
                                     running_gateway, wait_for_log)
 
@@ -37,6 +41,16 @@ async def test_handshake_byte_for_byte_then_arp_ping_and_ntp_padded_to_60(vmnet_
         async with running_gateway(VmnetTransport(vmnet_path)):
             peer = await VmnetPeer.connect(vmnet_path)
             response = await peer.handshake(UUID_A)
+            assert response == (b"\x01" + struct.pack("<HH", 1500, 1550) + expected_mac(UUID_A)).ljust(258, b"\0")
+            await assert_guest_served(peer, peer.mac, guest_ip(1), min_frame=60)
+            peer.close()
+
+
+async def test_vpnkits_own_client_with_its_placeholder_commit_is_served_alike(vmnet_path):
+    with trio.fail_after(TIMEOUT):
+        async with running_gateway(VmnetTransport(vmnet_path)):
+            peer = await VmnetPeer.connect(vmnet_path)
+            response = await peer.handshake(UUID_A, commit=VPNKIT_COMMIT)
             assert response == (b"\x01" + struct.pack("<HH", 1500, 1550) + expected_mac(UUID_A)).ljust(258, b"\0")
             await assert_guest_served(peer, peer.mac, guest_ip(1), min_frame=60)
             peer.close()
@@ -95,7 +109,10 @@ async def test_two_guests_at_once_each_get_their_own_answers(vmnet_path):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(assert_guest_served, a, a.mac, guest_ip(1))
                 nursery.start_soon(assert_guest_served, b, b.mac, guest_ip(2))
-            # and nothing meant for one guest went to the other
+            # each got exactly its three answers (checked addressed to it above) and nothing more:
+            # a reply meant for one guest and copied or misrouted to the other would be waiting here
+            await trio.sleep(0.2)  # time for a stray frame to arrive; the gateway answers in microseconds
+            assert a.pending() == b.pending() == b""
             a.close()
             b.close()
 

@@ -15,6 +15,7 @@ from gateway.edges.pcap_reader import open_capture
 from gateway.replay.engine import RecordedClock, replay
 from gateway.replay.report import summary
 from realpeers import requires_clients, requires_root
+from recorded_exchanges import recorded_exchanges
 
 PCAPS = Path(__file__).resolve().parents[3] / "pcaps"
 
@@ -43,6 +44,7 @@ def _fresh_capture(tmp_path, client):
 def test_a_fresh_ntpdig_capture_replays_sensibly(tmp_path):
     report = _fresh_capture(tmp_path, "ntpdig")
     _check_sensible(report, "client transmit timestamp")  # ntpdig sends its real time
+    _check_served_clock(tmp_path / "ntpdig.pcap", report)
 
 
 @pytest.mark.slow
@@ -51,6 +53,7 @@ def test_a_fresh_ntpdig_capture_replays_sensibly(tmp_path):
 def test_a_fresh_chronyd_capture_replays_sensibly(tmp_path):
     report = _fresh_capture(tmp_path, "chronyd")
     _check_sensible(report, "request capture time (transmit timestamp is not a time)")  # chronyd: random
+    _check_served_clock(tmp_path / "chronyd.pcap", report)
 
 
 def _check_sensible(report, t1_source):
@@ -63,4 +66,19 @@ def _check_sensible(report, t1_source):
     for exchange in report["exchanges"]:
         assert exchange["t1_source"] == t1_source
         assert exchange["t4_source"] == "recorded reply"
-        assert abs(exchange["offset_s"]) < 0.005 and 0 < exchange["delay_s"] < 0.05, exchange
+        # (the replay's offsets are not checked: with the recorded clock its t2 and t3 are the
+        # request's capture time, so they cannot show whether the clock served was right)
+
+
+def _check_served_clock(pcap, report):
+    """The live exchanges in the fresh capture (read by scapy): the responder's t2/t3 against the
+    gateway's capture times, one host clock, so t1 <= t2 <= t3 <= t4 to the nanosecond. A served
+    clock off by more than the shorter inner leg (~0.1 ms) breaks that. The offset itself is
+    not held to a figure here: a fresh gateway's first exchange on a loaded 2-vCPU machine
+    (load 3) measured -0.3 ms typically and -3.9 ms once, all of it leg asymmetry (causality
+    held); tests/gateway/app/test_end_to_end_tap.py holds a median of 21 to 300 us."""
+    exchanges = recorded_exchanges(pcap)
+    assert len(exchanges) == report["ntp"]["exchanges"] >= 1
+    for exchange in exchanges:
+        assert exchange.causal, exchange
+        assert exchange.delay_s < 0.05, exchange

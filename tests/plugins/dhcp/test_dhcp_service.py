@@ -493,3 +493,14 @@ def test_the_per_mac_bookkeeping_stays_bounded():
         mac = bytes([2, 0, 0, 0, 1, n])
         discover(service, source=GuestAddress(mac, UNSPECIFIED, 68), chaddr=mac, now=100.0 * n)  # offers last 60 s
     assert len(service._clients_by_mac) <= 8 + 1
+
+
+def test_with_report_guest_clock_a_bound_lease_is_also_news_of_the_guest(service):
+    from gateway.core.guest_clock import GuestClockReporter, GuestSeen
+
+    assert isinstance(service, GuestClockReporter) and not service.report_guest_clock
+    service.report_guest_clock = True
+    address = offered_address(service)
+    ack, seen = request(service, [("server_id", GATEWAY), ("requested_addr", address)])
+    assert decoded(ack)[1]["message-type"] == 5  # DHCPACK
+    assert seen == GuestSeen(MAC, packed(address))

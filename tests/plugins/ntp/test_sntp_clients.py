@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import re
+import secrets
 import shutil
+import statistics
 import socket
 import subprocess
 import threading
@@ -22,6 +23,7 @@ import pytest
 import trio
 
 from plugins.ntp.config import NtpConfig
+from realpeers import clients
 from plugins.ntp.kernel_state import KernelTimeState, LeapPending
 from plugins.ntp.server import SntpServer
 
@@ -29,8 +31,9 @@ pytestmark = pytest.mark.clients
 
 UNSYNCED = KernelTimeState(synchronised=False, leap=LeapPending.NONE, maxerror_us=16_000_000, esterror_us=16_000_000)
 #: ntpdig has no port option (it always asks port 123), so its server gets a loopback address
-#: of its own on port 123, which is unlikely to collide with a real server on 127.0.0.1:123
-NTPDIG_ADDRESS = "127.0.0.123"
+#: of its own on port 123 (all of 127.0.0.0/8 is loopback), drawn at random for each run so
+#: that neither a real server on 127.0.0.1:123 nor another run of these tests holds it
+NTPDIG_ADDRESS = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(253) + 2}"
 CLIENT_TIMEOUT = 20
 NS = 1_000_000_000
 FAKE_OFFSET_NS = 1000 * NS + NS // 2  # 1000.5 s ahead
@@ -87,26 +90,25 @@ def run_ntpdig() -> subprocess.CompletedProcess:
                           timeout=CLIENT_TIMEOUT)
 
 
-def ntpdig_offset() -> float:
+def ntpdig_offset(true_offset: float = 0.0) -> float:
+    """ntpdig's offset, checked to be within its own error bound (its synchronisation distance,
+    "precision" in the JSON: half the round trip and the dispersion) of `true_offset`."""
     result = run_ntpdig()
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["stratum"] == 10 and report["leap"] == "no-leap"
+    assert abs(report["offset"] - true_offset) <= report["precision"] + 5e-6 and report["precision"] < 0.05, report
     return report["offset"]
 
 
-def chronyd_offset(tmp_path: Path, port: int) -> float:
+def chronyd_offset(tmp_path: Path, port: int, true_offset: float = 0.0) -> float:
+    """chronyd -Q's offset (query only: "System clock wrong by X seconds (ignored)"), checked to be
+    within half its measured round trip of `true_offset`."""
     if shutil.which("chronyd") is None:
         pytest.skip("chronyd is not installed (apt-get install chrony)")
-    # -Q: query only, "System clock wrong by X seconds (ignored)"; the clock is never touched
-    result = subprocess.run(
-        ["chronyd", "-Q", "-u", "root", "-t", "10", f"server 127.0.0.1 port {port} iburst maxsamples 1",
-         f"pidfile {tmp_path}/chronyd.pid"],  # clock-safe: -Q above, query only
-        capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
-    output = result.stdout + result.stderr
-    match = re.search(r"System clock wrong by (-?\d+\.\d+) seconds \(ignored\)", output)
-    assert match, output
-    return float(match.group(1))
+    result = clients.chronyd_query(None, "127.0.0.1", port=port, timeout=10)
+    assert result.within_its_error_bound(true_offset) and result.delay < 0.1, result.raw
+    return result.offset
 
 
 def ntplib_offset(port: int) -> float:
@@ -114,12 +116,17 @@ def ntplib_offset(port: int) -> float:
     return ntplib.NTPClient().request("127.0.0.1", port=port, version=4, timeout=5).offset
 
 
+# A single exchange of ntpdig or chronyd is held to the client's own error bound (half the
+# round trip): one clock on both ends makes that exact, so it is tight when the machine is
+# idle (~0.1 ms) and never flakes when it is busy; the medians of many exchanges (ntplib here,
+# tests/gateway/app/test_end_to_end_tap.py) are held to 300 us.
+
+
 def test_ntpdig_sees_the_host_clock():
     with ntpdig_server() as (server, _):
         offset = ntpdig_offset()
         assert server.answered == 1
     print(f"ntpdig offset {offset:+.6f} s")
-    assert abs(offset) < 0.001
 
 
 def test_chronyd_sees_the_host_clock(tmp_path):
@@ -127,15 +134,16 @@ def test_chronyd_sees_the_host_clock(tmp_path):
         offset = chronyd_offset(tmp_path, port)
         assert server.answered >= 1 and not server.drops
     print(f"chronyd offset {offset:+.6f} s")
-    assert abs(offset) < 0.001
 
 
 def test_ntplib_sees_the_host_clock():
     with server_in_thread(NtpConfig()) as (server, (_, port)):
-        offsets = [ntplib_offset(port) for _ in range(5)]
-        assert server.answered == 5
+        offsets = [ntplib_offset(port) for _ in range(21)]
+        assert server.answered == 21
     print("ntplib offsets " + " ".join(f"{o:+.6f}" for o in offsets) + " s")
-    assert max(abs(o) for o in offsets) < 0.001
+    # one clock: the median of 21 within 300 us (tens of us unloaded; a few exchanges delayed on
+    # one leg by a busy machine do not move the median)
+    assert abs(statistics.median(offsets)) < 300e-6, offsets
 
 
 def shifted_clock():
@@ -145,10 +153,11 @@ def shifted_clock():
 def test_all_clients_follow_a_served_clock_that_is_1000_5_s_ahead(tmp_path):
     # proves the clients take their time from our transmit/receive timestamps, not from elsewhere
     with server_in_thread(NtpConfig(), clock=shifted_clock) as (_, (_, port)):
-        assert abs(ntplib_offset(port) - 1000.5) < 0.001
-        assert abs(chronyd_offset(tmp_path, port) - 1000.5) < 0.001  # "wrong by +X": the server is ahead
+        result = clients.ntplib_query(None, "127.0.0.1", port=port)
+        assert result.within_its_error_bound(1000.5), result.raw
+        chronyd_offset(tmp_path, port, true_offset=1000.5)  # "wrong by +X": the server is ahead
     with ntpdig_server(clock=shifted_clock):
-        assert abs(ntpdig_offset() - 1000.5) < 0.001
+        ntpdig_offset(true_offset=1000.5)
 
 
 def test_ntpdig_refuses_an_honestly_unsynchronised_server():

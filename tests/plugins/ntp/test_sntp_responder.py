@@ -103,9 +103,13 @@ def test_mode_1_is_answered_directly_but_never_reaches_the_responder_through_the
     guest = GuestAddress(bytes.fromhex("525400123456"), bytes([192, 168, 65, 3]), 123)
     assert service.handle_datagram(guest, bytes([192, 168, 65, 1]), request(mode=1), 0.0) == []
     assert service.forwarded == 0
-    doc = " ".join(Responder.__doc__.split())
-    assert "queried directly (`hostclock serve`" in doc and "not through the gateway" in doc
-    assert "forwards client requests (mode 3) only" in doc
+    # ... and through the whole gateway stack: no Forward, no frame, one drop saying why
+    from gateway import Config, build_stack
+    from guest_frames import ntp_request, udp_to_gateway
+
+    stack = build_stack(Config())
+    assert stack.receive_frame(udp_to_gateway(ntp_request(mode=1)), now=1.0) == []
+    assert stack.drop_counts() == {"ntp: mode 1 (only client requests, mode 3, are forwarded)": 1}
 
 
 @pytest.mark.parametrize(("mode", "reason"), [

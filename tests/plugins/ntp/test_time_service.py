@@ -69,3 +69,20 @@ def test_reply_for_an_unknown_or_expired_flow_is_dropped():
     assert service.handle_upstream(forward.flow.id, server_reply(), now=1000.0) is None
     assert service.handle_upstream(999, server_reply(), now=1000.0) is None
     assert service.drops == {"ntp: reply on no open flow": 2}
+
+
+def test_with_report_guest_clock_a_request_also_states_the_guests_clock():
+    from gateway.core.guest_clock import GuestClockReading, GuestClockReporter
+    from plugins.ntp.timestamps import ERA_NS, unix_ns_to_ntp
+
+    service = TimeService()
+    assert isinstance(service, GuestClockReporter) and not service.report_guest_clock
+    guest_ns = 1_796_126_400_123_456_789  # the guest's clock when it sent the request
+    request = ntp_request(transmit=unix_ns_to_ntp(guest_ns).to_bytes(8, "big"))
+    assert [type(o) for o in service.handle_datagram(GUEST, GW, request, now=1.0)] == [Forward]
+    service.report_guest_clock = True
+    forward, reading = service.handle_datagram(GUEST, GW, request, now=2.0)
+    assert isinstance(forward, Forward) and forward.payload == request
+    assert reading == GuestClockReading(GUEST, guest_ns, ERA_NS, "ntp")
+    # a client that sends no time (transmit 0) states nothing
+    assert [type(o) for o in service.handle_datagram(GUEST, GW, ntp_request(transmit=bytes(8)), now=3.0)] == [Forward]
