@@ -64,7 +64,7 @@ WATCH_FLAG = "--watch-guest-clock"
 # chrony's tests, without those whose round trip was over DELAY_FACTOR x the
 # phase's median (their offset error is up to half the round trip).
 OBSERVER = "guest-observer"
-DAEMONS = ("chronyd-tuned", "chronyd-default", "busybox-ntpd")
+DAEMONS = ("chronyd-tuned", "chronyd-default")
 DELAY_FACTOR = 1.5
 # What counts as the clock being back after a pause: those samples, the policy
 # daemon's, its steps and sntpc's (not the single-exchange -Q probe, whose error
@@ -122,7 +122,6 @@ def full_plan() -> list[Phase]:
         Phase(sc(9993, "chronyd-tuned"), 120, pause_at_s=60, pause_s=60),
         Phase(sc(9993, "chronyd-default"), 360, pause_at_s=120, pause_s=60),
         *search,
-        Phase(sc(9993, "busybox-ntpd"), 300),
     ]
 
 

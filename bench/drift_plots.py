@@ -83,8 +83,7 @@ def make_plots(results, figures, out: Path) -> list[Path]:
         written.append(_save(fig, plt, out / "drift_sntpc.png"))
 
     # 3. chronyd holding (RFC 5905 clock filter of the observer's samples)
-    ch = [r for r in results if r.phase.scenario.policy in ("chronyd-tuned", "chronyd-default",
-                                                             "busybox-ntpd")]
+    ch = [r for r in results if r.phase.scenario.policy in ("chronyd-tuned", "chronyd-default")]
     # the pause phases have their own plot (and the quick run has only one phase)
     ch = [r for r in ch if r.event_s("cont") is None] or ch
     if ch:
