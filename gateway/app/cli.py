@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from gateway.app.config import Config, ConfigError
+from gateway.core.failures import ServingFailed
 from gateway.core.config import DEFAULT_WATCH_INTERVAL
 from gateway.app.plugin_registry import available_plugins, installed_plugins
 from gateway.edges.transports import TRANSPORTS, TransportError, make_transport
@@ -59,7 +60,7 @@ def _startup_failure(e: BaseException) -> Exception | None:
     """The configuration or start-up error behind `e`, found inside trio's exception groups too."""
     from gateway.app.demo.errors import DemoFailed
 
-    if isinstance(e, (ConfigError, TransportError, StartupError, DemoFailed)):
+    if isinstance(e, (ConfigError, TransportError, StartupError, DemoFailed, ServingFailed)):
         return e
     if isinstance(e, BaseExceptionGroup):
         for inner in e.exceptions:
@@ -190,6 +191,15 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_gateway_arguments(run)
     _add_guest_clock_arguments(run)
     _add_plugin_arguments(run, "run")
+    access = run.add_argument_group("access (who can get in; table [access])")
+    access.add_argument("--socket-mode", metavar="OCTAL",
+                        help="permission bits of the transport's socket file (0600: only its owner may connect)")
+    access.add_argument("--socket-group", metavar="GROUP",
+                        help="group of the transport's socket file (with --socket-mode 0660, the group may connect)")
+    access.add_argument("--user", metavar="NAME",
+                        help="after opening the TAP device and sockets as root, run as this user")
+    access.add_argument("--max-guests", metavar="N", type=int,
+                        help="connections a listening transport serves at once; more are refused (64)")
     run.set_defaults(command=_run)
 
     serve = commands.add_parser("serve", help="run only the SNTP responder on loopback",
@@ -229,7 +239,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML file: a [gateway] table and one per plugin ([ntp], [dhcp], ...)")
+    parser.add_argument("--config", metavar="FILE", help="TOML file: [gateway], [access] and one table per plugin ([ntp], [dhcp], ...)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
@@ -268,6 +278,7 @@ def _add_plugin_arguments(parser: argparse.ArgumentParser, command: str) -> None
 
 
 _GATEWAY_FLAGS = ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp")
+_ACCESS_FLAGS = ("socket_mode", "socket_group", "user", "max_guests")
 _COMMAND_NAMES = {"_run": "run", "_serve": "serve", "_replay": "replay"}
 
 
@@ -279,6 +290,9 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     gateway = {name: getattr(args, name) for name in _GATEWAY_FLAGS if getattr(args, name, None) is not None}
     if gateway:
         overrides["gateway"] = gateway
+    access = {name: getattr(args, name) for name in _ACCESS_FLAGS if getattr(args, name, None) is not None}
+    if access:
+        overrides["access"] = access
     guest_clock: dict[str, Any] = {}
     if getattr(args, "guest_clock_interval", None) is not None:
         guest_clock["interval"] = args.guest_clock_interval

@@ -47,6 +47,7 @@ from typing import Any
 
 import trio
 
+from gateway.app.access import drop_privileges, grant_socket_access
 from gateway.app.assembly import assemble
 from gateway.app.config import Config
 from gateway.core.config import ConfigError
@@ -96,6 +97,12 @@ def make_room_for_flows(max_flows: int) -> bool:
                 "flows, requests are dropped and counted; raise the limit (ulimit -n) or lower time.max_flows",
                 soft, hard, needed, max_flows, max(0, soft - FD_RESERVE))
     return False
+
+
+def _socket_path(transport: Transport) -> str | None:
+    """The socket file a transport listens on (`--qemu-stream PATH`, ...), or None (a TAP, stdio)."""
+    path = getattr(transport, "path", None)
+    return path if isinstance(path, str) else None
 
 
 class Gateway:
@@ -152,6 +159,8 @@ class Gateway:
         (`make_room_for_flows`).
         """
         started = False
+        if hasattr(self.transport, "max_guests"):  # a listening transport: how many guests it serves at once
+            self.transport.max_guests = self.config.access.max_guests
         make_room_for_flows(sum(service.flows.max_flows for service in self.stack.forwarders.values()))
         if self.pcap_path is not None:
             # buffered writes of wall-clock-stamped records (no scapy here); flushed and closed on exit
@@ -165,6 +174,7 @@ class Gateway:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.transport.run, self._on_frame)
+                grant_socket_access(_socket_path(self.transport), self.config.access)
                 answered_by = []
                 for port, service in self.stack.forwarders.items():
                     upstream = self._upstreams.get(port)
@@ -185,6 +195,8 @@ class Gateway:
                 if self.guest_clock is not None:
                     nursery.start_soon(self._watch_guest_clocks)
                     answered_by.append(f"watching guest clocks every {self.guest_clock.interval:g} s")
+                # everything privileged is open (the TAP, the socket file, the host servers' ports)
+                drop_privileges(self.config.access.user)
                 started = True
                 gw = self.config.gateway
                 task_status.started(

@@ -113,6 +113,9 @@ class DhcpService:
         self.drops: Counter[str] = Counter()
         #: replies made, by message type (DHCPOFFER, DHCPACK, DHCPNAK)
         self.sent: Counter[str] = Counter()
+        #: messages acted on that get no reply by rule (DHCPDECLINE, RFC 2131 §4.3.3; DHCPRELEASE,
+        #: §4.3.4), by type: so that every message is answered, dropped or counted here
+        self.taken: Counter[str] = Counter()
         #: addresses withdrawn from a MAC past MAX_CLIENTS_PER_MAC identities (freed for other guests)
         self.withdrawn = 0
         #: MAC -> the client identities that got an address from it, oldest first (pruned lazily)
@@ -230,6 +233,7 @@ class DhcpService:
         address = message.options.get(OPT_REQUESTED_IP)
         if address is None or not self.leases.decline(self._client(message), address, now):
             return self._drop(DhcpDrop.DECLINE_UNKNOWN)
+        self.taken["DHCPDECLINE"] += 1
         return []
 
     def _release(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:
@@ -238,6 +242,7 @@ class DhcpService:
             return self._drop(DhcpDrop.NOT_OUR_SERVER_ID)
         if not self.leases.release(self._client(message), message.ciaddr, now):
             return self._drop(DhcpDrop.RELEASE_UNKNOWN)
+        self.taken["DHCPRELEASE"] += 1
         return []
 
     def _inform(self, message: DhcpMessage, source: GuestAddress, now: float) -> list[UdpReply]:

@@ -45,6 +45,16 @@ class NtpConfig:
     #: Off by default: the guest must follow the host even when the host is off real time.
     report_unsync: bool = False
 
+    # -- the per-guest rate limit (chrony's `ratelimit`; off by default, as in chrony)
+    #: limit the requests each guest (MAC + IPv4 address) gets answered
+    ratelimit: bool = False
+    #: log2 of the seconds per request answered on average (3: one per 8 s)
+    ratelimit_interval: int = 3
+    #: requests answered at once before the limit bites
+    ratelimit_burst: int = 8
+    #: one in 2^leak requests over the limit is answered anyway (2: one in 4)
+    ratelimit_leak: int = 2
+
     def __post_init__(self) -> None:
         if self.upstream is not None:
             host, port = parse_host_port(self.upstream, what="upstream")
@@ -61,6 +71,12 @@ class NtpConfig:
         host, _ = parse_host_port(self.listen, what="responder listen address")
         if not ipaddress.IPv4Address(host).is_loopback:
             raise ConfigError(f"responder listen address {self.listen} is not on loopback; the responder serves this host only (use 127.0.0.1:PORT)")
+        if not -4 <= self.ratelimit_interval <= 12:
+            raise ConfigError(f"ratelimit_interval {self.ratelimit_interval}: give -4 to 12 (log2 seconds; 3 = 8 s)")
+        if not 1 <= self.ratelimit_burst <= 255:
+            raise ConfigError(f"ratelimit_burst {self.ratelimit_burst}: give 1 to 255")
+        if not 0 <= self.ratelimit_leak <= 4:
+            raise ConfigError(f"ratelimit_leak {self.ratelimit_leak}: give 0 to 4 (one in 2^leak answered anyway)")
         if not 1 <= self.stratum <= 15:
             raise ConfigError(f"stratum {self.stratum}: a synchronised server announces 1 to 15")
         try:

@@ -25,3 +25,4 @@ class SntpDrop(enum.StrEnum):
     SEND_WOULD_BLOCK = "sntp: send buffer full (reply dropped)"
     SEND_FAILED = "sntp: sendto failed"
     RECEIVE_ERROR = "sntp: recvmsg reported an error"
+    KERNEL_QUEUE_FULL = "sntp: dropped by the kernel before the responder read it (receive queue full)"

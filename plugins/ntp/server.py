@@ -31,12 +31,14 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from typing import Callable
 
 import trio
 
 from gateway.core.config import parse_host_port
+from gateway.core.failures import ServingFailed
 from plugins.ntp.config import NtpConfig
 
 from plugins.ntp.drops import SntpDrop
@@ -45,7 +47,8 @@ from plugins.ntp.kernel_state import KernelTimeState
 from plugins.ntp.responder import Responder, ServerState
 from plugins.ntp.timestamps import unix_ns_to_ntp
 
-__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER", "STOP_WAIT"]
+__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER", "STOP_WAIT", "MAX_RESTARTS",
+           "RESTART_WINDOW"]
 
 logger = logging.getLogger("hostclock.sntp")
 
@@ -53,7 +56,14 @@ logger = logging.getLogger("hostclock.sntp")
 #: platforms); the control message it produces has the same number (SCM_TIMESTAMPNS)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux: tv_sec, tv_nsec
-_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+#: Linux <asm-generic/socket.h>: SO_RXQ_OVFL, the socket's count of datagrams the kernel dropped
+#: because its receive queue was full, attached (u32) to each datagram received after the first drop
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+_DROP_COUNT = struct.Struct("=I")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_DROP_COUNT.size)
+#: the receive queue asked for (the kernel caps it at net.core.rmem_max): room for a burst while the
+#: serving thread waits for the GIL
+RECEIVE_QUEUE_BYTES = 1 << 20
 #: bigger than any plain request; a datagram that does not fit is counted and dropped
 RECEIVE_BUFFER = 2048
 #: datagrams handled between checkpoints while draining the queue
@@ -61,6 +71,10 @@ DRAIN_BATCH = 256
 _NS_PER_S = 1_000_000_000
 #: seconds shutdown waits for the serving thread after waking it, and again after shutdown(2)
 STOP_WAIT = 1.0
+#: the serving thread's loop is restarted after a failure at most this many times within
+#: RESTART_WINDOW seconds; one more and the responder (so the gateway) stops, exit 1
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
 
 
 class SntpServer:
@@ -81,6 +95,8 @@ class SntpServer:
         self._read_kernel_state = read_kernel_state
         self.precision = measure_precision(self._clock) if precision is None else precision
         self.answered = 0
+        #: times the serving thread's loop failed and was started again
+        self.restarts = 0
         self._stopping = False
         self._thread_stopped: threading.Event | None = None
         self.bound_address: tuple[str, int] | None = None
@@ -123,6 +139,11 @@ class SntpServer:
         serving = False
         try:
             sock.setblocking(False)
+            for option, value in ((SO_RXQ_OVFL, 1), (socket.SO_RCVBUF, RECEIVE_QUEUE_BYTES)):
+                try:  # best effort: what the kernel drops is then counted, and drops less often
+                    sock.setsockopt(socket.SOL_SOCKET, option, value)
+                except OSError:
+                    pass
             if self._kernel_timestamps:
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -168,11 +189,10 @@ class SntpServer:
         closing = threading.Lock()
         abandoned = False
 
-        def serve_in_thread() -> None:
+        def serve_in_thread() -> Exception | None:
             try:
                 sock.setblocking(True)  # receives wait in the kernel, the GIL released; sends never wait
-                while not self._drain(sock):
-                    pass
+                return self._serve_restarting(sock)
             finally:
                 with closing:
                     if abandoned:
@@ -180,7 +200,13 @@ class SntpServer:
                     stopped.set()
 
         try:
-            await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
+            failure = await trio.to_thread.run_sync(serve_in_thread, abandon_on_cancel=True)
+            # the thread returns only to stop (then this task is being cancelled) or for good
+            where = f"SNTP responder on {self.bound_address[0]}:{self.bound_address[1]}"
+            raise ServingFailed(f"{where}: the serving thread failed {MAX_RESTARTS + 1} times within "
+                                f"{RESTART_WINDOW:.0f} s (last: {type(failure).__name__}: {failure}); "
+                                "stopping rather than answer nothing" if failure is not None else
+                                f"{where}: the serving thread stopped unexpectedly; stopping rather than answer nothing")
         finally:
             with trio.CancelScope(shield=True):  # the cancellation that got us here must not cut this short
                 await self._stop_thread(sock, stopped)
@@ -212,6 +238,30 @@ class SntpServer:
             pass
         await trio.to_thread.run_sync(stopped.wait, STOP_WAIT)
 
+    def _serve_restarting(self, sock: socket.socket) -> Exception | None:
+        """The serving thread's loop. An exception inside it (a bug, or a fault such as a clock
+        that cannot be read) is logged (with its traceback the first time), counted in
+        `restarts`, and the loop starts again with the same socket; more than MAX_RESTARTS
+        within RESTART_WINDOW seconds returns that exception, and the server stops for good.
+        Returns None once stopping."""
+        failures: list[float] = []
+        while True:
+            try:
+                while not self._drain(sock):
+                    pass
+                return None
+            except Exception as e:
+                at = time.monotonic()
+                failures = [t for t in failures if at - t < RESTART_WINDOW] + [at]
+                if len(failures) > MAX_RESTARTS:
+                    logger.error("SNTP responder: the serving thread failed again (%s: %s); giving up",
+                                 type(e).__name__, e)
+                    return e
+                self.restarts += 1
+                logger.warning("SNTP responder: the serving thread failed (%s: %s); restarted it (%d of at most "
+                               "%d within %.0f s)", type(e).__name__, e, len(failures), MAX_RESTARTS,
+                               RESTART_WINDOW, exc_info=self.restarts == 1)
+
     def _drain(self, sock: socket.socket) -> bool:
         """Answer up to DRAIN_BATCH datagrams; True once the queue is empty or the server is stopping.
 
@@ -237,6 +287,10 @@ class SntpServer:
                 continue
             if self._stopping:
                 return True
+            if len(ancillary) > 1 or (ancillary and ancillary[0][1] == SO_RXQ_OVFL):
+                dropped = _kernel_drop_count(ancillary)
+                if dropped is not None:  # the kernel's running total for this socket
+                    drops[SntpDrop.KERNEL_QUEUE_FULL] = dropped
             receive_ns = _kernel_receive_ns(ancillary) if kernel_timestamps else None
             if receive_ns is None:
                 receive_ns = self._clock()
@@ -260,6 +314,14 @@ class SntpServer:
                 self.answered -= 1
                 drops[SntpDrop.SEND_FAILED] += 1
         return False
+
+
+def _kernel_drop_count(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The SO_RXQ_OVFL count (datagrams the kernel dropped on this socket so far), or None."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= _DROP_COUNT.size:
+            return _DROP_COUNT.unpack_from(data)[0]
+    return None
 
 
 def _kernel_receive_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:

@@ -9,7 +9,8 @@ The gateway screens both directions (`plugins.ntp.packet.request_rejection`,
 ntpd with mode 6/7 enabled) is only reachable as an SNTP server: only client
 requests (mode 3) of versions 1–4 and SNTP sizes are forwarded, and a reply is
 passed back only if it is a server reply (mode 4) no longer than the request it
-answers.
+answers. A per-guest rate limit, chrony's (`plugins.ntp.rate_limit`), can be
+turned on (`[ntp] ratelimit = true`); it is off by default, as chrony's is.
 
 While `report_guest_clock` is set (by a stack that watches guest clocks,
 `gateway.core.guest_clock.GuestClockReporter`), each forwarded request whose
@@ -34,10 +35,12 @@ from gateway.core.service import Forward, GuestAddress
 
 from plugins.ntp.packet import TIMESTAMP, TRANSMIT_OFFSET, reply_rejection, request_rejection
 from plugins.ntp.timestamps import ERA_NS, ntp_to_unix_ns
+from plugins.ntp.rate_limit import RateLimit
 
-__all__ = ["TimeService", "NTP_PORT"]
+__all__ = ["TimeService", "NTP_PORT", "RATE_LIMITED"]
 
 NTP_PORT = 123
+RATE_LIMITED = "ntp: over the guest's rate limit ([ntp] ratelimit)"
 
 
 class TimeService:
@@ -46,8 +49,10 @@ class TimeService:
     port = NTP_PORT
     accepts_broadcast = False
 
-    def __init__(self, flows: FlowTable | None = None) -> None:
+    def __init__(self, flows: FlowTable | None = None, rate_limit: RateLimit | None = None) -> None:
         self.flows = flows if flows is not None else FlowTable()
+        #: per-guest limit on requests forwarded (`plugins.ntp.rate_limit`), or None (the default: off)
+        self.rate_limit = rate_limit
         #: also return a `GuestClockReading` with each forwarded request (set by a watching stack)
         self.report_guest_clock = False
         self.drops: Counter[str] = Counter()
@@ -58,6 +63,9 @@ class TimeService:
         reason = request_rejection(payload)
         if reason is not None:
             self.drops[reason] += 1
+            return []
+        if self.rate_limit is not None and not self.rate_limit.allow(source.mac + source.ip, now):
+            self.drops[RATE_LIMITED] += 1
             return []
         flow = self.flows.touch(source, local_ip, now)
         flow.last_request_len = len(payload)

@@ -234,6 +234,18 @@ def _restart_timeline(state: DemoState) -> None:
 
 
 def _kvm_usable() -> bool:
+    """/dev/kvm opens and the processor says it virtualises (Intel VT-x: vmx, AMD-V: svm).
+
+    A /dev/kvm without either flag (a sandbox's, or a VM's without nested virtualisation)
+    can create a VM that never runs; the flags spare the demo the wait before falling back.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split()}
+    except OSError:
+        flags = set()
+    if not flags & {"vmx", "svm"}:
+        return False
     try:
         os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
         return True

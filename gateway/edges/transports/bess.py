@@ -19,7 +19,7 @@ import trio
 
 from gateway.edges.transports.base import FrameHandler
 from gateway.edges.transports.framing import GVPROXY_MAX_FRAME
-from gateway.edges.transports.unix_socket import serve_connections
+from gateway.edges.transports.unix_socket import DEFAULT_MAX_GUESTS, serve_connections
 
 __all__ = ["BessTransport", "SeqpacketLink"]
 
@@ -81,6 +81,8 @@ class SeqpacketLink:
 class BessTransport:
     def __init__(self, path: str) -> None:
         self.path = path
+        #: connections served at once; more are refused (`[access] max_guests`)
+        self.max_guests = DEFAULT_MAX_GUESTS
         self.description = f"bess {path}"
         #: frames dropped by the transport's links, by reason
         self.drops: Counter[str] = Counter()
@@ -94,4 +96,4 @@ class BessTransport:
                     "guest detached: %s (%s)", description, reason)
 
         await serve_connections(self.path, socket.SOCK_SEQPACKET, serve_guest, self.description,
-                                task_status=task_status)
+                                max_guests=self.max_guests, task_status=task_status)

@@ -23,7 +23,15 @@ GVPROXY_MAX_FRAME = 128 * 1024
 
 
 class FramingError(Exception):
-    """The peer broke the framing; the connection must be closed."""
+    """The peer broke the framing; the connection must be closed.
+
+    `frames` are the complete frames that came before the bad length in the same
+    `feed`: they are the guest's, and are still to be handled before closing.
+    """
+
+    def __init__(self, message: str, frames: list[bytes] | None = None) -> None:
+        super().__init__(message)
+        self.frames = frames if frames is not None else []
 
 
 class FrameDecoder:
@@ -43,7 +51,8 @@ class FrameDecoder:
         while available - offset >= prefix_len:
             (length,) = prefix.unpack_from(buffer, offset)
             if length > self._max_frame:
-                raise FramingError(f"frame length {length} exceeds the limit of {self._max_frame} bytes")
+                del buffer[:offset]
+                raise FramingError(f"frame length {length} exceeds the limit of {self._max_frame} bytes", frames)
             end = offset + prefix_len + length
             if end > available:
                 break

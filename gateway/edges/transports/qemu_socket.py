@@ -21,6 +21,7 @@ from collections import Counter
 
 import trio
 
+from gateway.core.admission import DEFAULT_MAX_GUESTS
 from gateway.core.config import ConfigError, parse_host_port
 from gateway.edges.transports.base import FrameHandler, TransportError
 from gateway.edges.transports.framing import QEMU_MAX_FRAME, QEMU_PREFIX
@@ -47,6 +48,8 @@ class QemuSocketTransport:
     def __init__(self, address: str) -> None:
         self.host, self.port = parse_loopback_address(address)
         self.description = f"qemu-socket {self.host}:{self.port}"
+        #: connections served at once; more are refused (`[access] max_guests`)
+        self.max_guests = DEFAULT_MAX_GUESTS
         #: frames dropped by the transport's links, by reason
         self.drops: Counter[str] = Counter()
 
@@ -80,7 +83,7 @@ class QemuSocketTransport:
                     "guest detached: %s (%s)", description, reason)
 
         await serve_listener(self._listen(), serve_guest, self.description, prepare=_no_delay,
-                             task_status=task_status)
+                             max_guests=self.max_guests, task_status=task_status)
 
 
 def _no_delay(conn: socket.socket) -> None:

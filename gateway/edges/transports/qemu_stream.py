@@ -17,7 +17,7 @@ import trio
 from gateway.edges.transports.base import FrameHandler
 from gateway.edges.transports.framing import QEMU_MAX_FRAME, QEMU_PREFIX
 from gateway.edges.transports.stream_link import StreamLink
-from gateway.edges.transports.unix_socket import serve_connections
+from gateway.edges.transports.unix_socket import DEFAULT_MAX_GUESTS, serve_connections
 
 __all__ = ["QemuStreamTransport"]
 
@@ -27,6 +27,8 @@ log = logging.getLogger("hostclock.transport.qemu-stream")
 class QemuStreamTransport:
     def __init__(self, path: str) -> None:
         self.path = path
+        #: connections served at once; more are refused (`[access] max_guests`)
+        self.max_guests = DEFAULT_MAX_GUESTS
         self.description = f"qemu-stream {path}"
         #: frames dropped by the transport's links, by reason
         self.drops: Counter[str] = Counter()
@@ -42,4 +44,4 @@ class QemuStreamTransport:
                     "guest detached: %s (%s)", description, reason)
 
         await serve_connections(self.path, socket.SOCK_STREAM, serve_guest, self.description,
-                                task_status=task_status)
+                                max_guests=self.max_guests, task_status=task_status)

@@ -90,6 +90,8 @@ class StreamLink:
         try:
             frames = self._decoder.feed(data)
         except FramingError as e:
+            for frame in e.frames:  # the frames before the bad length are the guest's
+                on_frame(frame, self)
             return f"protocol error: {e}"
         for frame in frames:
             on_frame(frame, self)

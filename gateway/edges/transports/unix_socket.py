@@ -5,6 +5,7 @@ then serving each connection in its own task (`gateway.edges.transports.listener
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import stat
@@ -12,18 +13,31 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from gateway.core.admission import DEFAULT_MAX_GUESTS
 from gateway.edges.transports.base import TransportError
 from gateway.edges.transports.listener import serve_listener
 
-__all__ = ["bind_unix", "remove_socket_file", "serve_connections"]
+__all__ = ["bind_unix", "remove_socket_file", "serve_connections", "DEFAULT_MAX_GUESTS"]
+
+log = logging.getLogger("hostclock.transport")
 
 
 def bind_unix(path: str, kind: int) -> socket.socket:
-    """A non-blocking Unix socket of `kind` bound to `path` (and listening, for SOCK_STREAM/SEQPACKET)."""
+    """A non-blocking Unix socket of `kind` bound to `path` (and listening, for SOCK_STREAM/SEQPACKET).
+
+    The socket file is created owner-only (0600) whatever the umask: on Linux whoever may
+    write a socket file may connect to it (unix(7)), and a guest's link is not for every
+    local user. The umask is narrowed only around bind(); a wider mode is granted afterwards
+    (`gateway.app.access.grant_socket_access`), so the file is never wider than asked.
+    """
     _clear_stale_socket(path, kind)
     sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
     try:
-        sock.bind(path)
+        previous_umask = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(previous_umask)
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
@@ -81,21 +95,25 @@ def _probe_failure(path: str, error: OSError) -> str:
 
 
 def remove_socket_file(path: str) -> None:
+    """Remove our socket file; if that is not permitted (after `--user`, in a directory only root
+    may write), leave it: the next start finds it stale and replaces it."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except PermissionError:
+        log.warning("%s: cannot remove the socket file (not permitted); the next start replaces it", path)
 
 
 async def serve_connections(path: str, kind: int, handle: Callable[[socket.socket, int], Awaitable[None]],
-                            description: str, *,
+                            description: str, *, max_guests: int = DEFAULT_MAX_GUESTS,
                             task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on `path` (SOCK_STREAM or SOCK_SEQPACKET) and run `handle(conn, number)` for each
-    connection in its own task (`serve_listener`), until cancelled; then close everything and
-    remove the socket file.
+    connection in its own task (`serve_listener`, at most `max_guests` at once), until
+    cancelled; then close everything and remove the socket file.
     """
     listener = bind_unix(path, kind)
     try:
-        await serve_listener(listener, handle, description, task_status=task_status)
+        await serve_listener(listener, handle, description, max_guests=max_guests, task_status=task_status)
     finally:
         remove_socket_file(path)

@@ -40,7 +40,7 @@ from gateway.core.addresses import format_ipv4, format_mac
 from gateway.edges.transports.base import FrameHandler, GuestAttachedHook, GuestDetachedHook, GuestLink
 from gateway.edges.transports.framing import VMNET_PREFIX
 from gateway.edges.transports.stream_link import StreamLink
-from gateway.edges.transports.unix_socket import serve_connections
+from gateway.edges.transports.unix_socket import DEFAULT_MAX_GUESTS, serve_connections
 from gateway.edges.transports.vmnet_handshake import GuestRequest, Rejected, SendBytes, VmnetHandshake, mac_for_uuid
 
 __all__ = ["VmnetTransport", "ETHERNET_MIN_FRAME"]
@@ -56,6 +56,8 @@ class VmnetTransport:
     def __init__(self, path: str, *, mtu: int = 1500, on_guest_attached: GuestAttachedHook | None = None,
                  on_guest_detached: GuestDetachedHook | None = None, handshake_timeout: float = 10.0) -> None:
         self.path = path
+        #: connections served at once; more are refused (`[access] max_guests`)
+        self.max_guests = DEFAULT_MAX_GUESTS
         self.description = f"vmnet {path}"
         self.mtu = mtu
         self.handshake_timeout = handshake_timeout
@@ -79,7 +81,8 @@ class VmnetTransport:
         async def serve_guest(conn: socket.socket, number: int) -> None:
             await self._serve_guest(conn, f"{self.description} #{number}", on_frame)
 
-        await serve_connections(self.path, socket.SOCK_STREAM, serve_guest, self.description, task_status=task_status)
+        await serve_connections(self.path, socket.SOCK_STREAM, serve_guest, self.description,
+                                max_guests=self.max_guests, task_status=task_status)
 
     async def _serve_guest(self, conn: socket.socket, description: str, on_frame: FrameHandler) -> None:
         handshake = VmnetHandshake(mtu=self.mtu)

@@ -83,3 +83,26 @@ def test_replace_validates():
     assert Config().replace(gateway={"mtu": 9000}).gateway.mtu == 9000
     with pytest.raises(ConfigError):
         Config().replace(gateway={"mtu": 1})
+
+
+@pytest.mark.parametrize("text", [
+    b"[responder]\nrefid = [\"192.1.1\"]\n",  # found by the fuzzer: AttributeError escaped
+    b"[time]\nmax_flows = 6.5\n",
+    b"[gateway]\nmtu = { value = 1500 }\n",
+    b"[dhcp]\ndns_servers = \"192.168.65.1\"\n",
+    b"[gateway]\ngateway_ip = 5\n",
+    b"[access]\nmax_guests = true\n",
+    b"[gateway]\nmtu = 1500 # caf\xe9\n",  # not UTF-8; found by the fuzzer: UnicodeDecodeError escaped
+])
+def test_a_value_of_the_wrong_kind_is_one_line_naming_it(tmp_path, text):
+    path = tmp_path / "hostclock.toml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError) as error:
+        Config.from_toml(path)
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_an_integer_is_a_number_where_a_number_belongs(tmp_path):
+    path = tmp_path / "hostclock.toml"
+    path.write_text("[time]\nflow_idle_timeout = 5\n")
+    assert Config.from_toml(path).ntp.flow_idle_timeout == 5

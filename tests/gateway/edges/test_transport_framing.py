@@ -34,3 +34,13 @@ def test_oversized_length_is_a_protocol_error():
     decoder = FrameDecoder(QEMU_PREFIX, max_frame=100)
     with pytest.raises(FramingError, match="exceeds"):
         decoder.feed(b"\x00\x00\x00\x65" + b"x" * 101)
+
+
+def test_frames_before_a_bad_length_are_still_the_guests():
+    """Found by the fuzzer (bench/fuzz/corpus/stream_framing/crash-frame-before-bad-length): a good
+    frame and a bad length in one read lost the good frame with the connection."""
+    good = bytes(range(60))
+    decoder = FrameDecoder(QEMU_PREFIX, max_frame=1514)
+    with pytest.raises(FramingError) as error:
+        decoder.feed(encode_frame(QEMU_PREFIX, good) + b"\x7f\xff\xff\xff")
+    assert error.value.frames == [good]

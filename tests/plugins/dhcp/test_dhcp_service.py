@@ -263,6 +263,9 @@ def test_decline_makes_the_next_offer_another_address(service):
     assert send(service, "decline", [("server_id", GATEWAY), ("requested_addr", address)]) == []
     assert BOOTP(discover(service, now=3.0).payload).yiaddr != address
     assert not service.drops
+    # found by the fuzzer (bench/fuzz/corpus/dhcp_service/crash-976b6c5d85d6b3cc-decline-uncounted):
+    # a DECLINE acted on was neither answered nor dropped, counted nowhere
+    assert service.taken == {"DHCPDECLINE": 1}
 
 
 def test_decline_of_an_address_never_offered_is_dropped(service):
@@ -275,6 +278,7 @@ def test_release_frees_the_address_for_others(service):
     request(service, [("server_id", GATEWAY), ("requested_addr", address)])
     assert send(service, "release", [("server_id", GATEWAY)], ciaddr=address,
                 source=GuestAddress(MAC, packed(address), 68)) == []
+    assert service.taken == {"DHCPRELEASE": 1} and not service.drops
     other = GuestAddress(OTHER_MAC, UNSPECIFIED, 68)
     reply = one(request(service, [("requested_addr", address)], source=other, chaddr=OTHER_MAC, now=3.0))
     assert decoded(reply)[1]["message-type"] == 5

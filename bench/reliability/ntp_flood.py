@@ -1,0 +1,74 @@
+"""An NTP flood from one guest while another polls, with the per-guest rate limit off and on.
+
+    python -m bench.reliability ntp-flood [--seconds 20]
+
+`hostclock run --qemu-stream`; the flooder (`bench.reliability.ntp_flooder`, guest .9,
+another process) sends valid requests as fast as its connection takes them; the polite
+guest (.3, `guest_client.PollingGuest`) asks once a second. Run twice: without a limit, then
+with `[ntp] ratelimit = true, ratelimit_interval = -1` (one reply per 0.5 s), burst 8, leak 2,
+so that a polite guest asking once a second is never limited. With the limit on, the
+flooder should get burst + seconds / 0.5 + 1/4 of its other requests. Holds when, with the
+limit on, the polite guest had 100 % answered with p99 <= 10 ms and the requests refused
+are within 1 % of what the settings say of those the gateway saw from the flooder (all but
+burst + seconds / interval, less 1 in 2^leak of the rest). The flooder's answered count is
+reported beside: what was forwarded can still be lost at the responder's socket.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+from bench.common import PYTHON, REPO, Child, child_env, hostclock_argv
+from bench.reliability.guest_client import PollingGuest
+
+LIMIT = {"ratelimit": True, "ratelimit_interval": -1, "ratelimit_burst": 8, "ratelimit_leak": 2}
+
+
+def _one(seconds: float, limited: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="hc-ntpflood-") as tmp:
+        path = f"{tmp}/qemu.sock"
+        args = ["run", "--qemu-stream", path, "--no-dhcp"]
+        if limited:
+            with open(f"{tmp}/hostclock.toml", "w") as f:
+                f.write("[ntp]\n" + "".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}\n"
+                                            for k, v in LIMIT.items()))
+            args += ["--config", f"{tmp}/hostclock.toml"]
+        with Child(hostclock_argv(*args), ready_marker="hostclock:") as gw:
+            polite = PollingGuest(path, interval=1.0, timeout=0.9).start()
+            time.sleep(1.0)
+            flood = subprocess.run([PYTHON, "-m", "bench.reliability.ntp_flooder", path, "--seconds", str(seconds)],
+                                   capture_output=True, text=True, timeout=seconds + 60, env=child_env(), cwd=REPO)
+            guest = polite.stop()
+            status = gw.stop()
+    flooder = json.loads(flood.stdout) if flood.returncode == 0 else {"error": flood.stderr[-500:]}
+    summary = next((line for line in gw.stderr.splitlines() if "stopped:" in line), "")
+    refused = int(m.group(1)) if (m := re.search(r"(\d+) x ntp: over the guest's rate limit", summary)) else 0
+    received = int(m.group(1)) if (m := re.search(r"stopped: (\d+) frames received", summary)) else 0
+    result: dict[str, Any] = {"rate_limit": LIMIT if limited else "off", "flooder": flooder, "polite": guest,
+                              "gateway_frames_received": received, "refused_by_limit": refused,
+                              "gateway_summary": summary[:500], "gateway_exit": status}
+    if limited and "sent" in flooder:
+        # the bucket lets burst + seconds / interval through; of the rest, 1 in 2^leak is answered anyway
+        period = 2.0 ** LIMIT["ratelimit_interval"]
+        by_bucket = LIMIT["ratelimit_burst"] + flooder["seconds"] / period
+        every = 1 << LIMIT["ratelimit_leak"]
+        seen = received - guest["sent"]
+        result["flooder_requests_seen"] = seen
+        result["expected_refused"] = round((seen - by_bucket) * (every - 1) / every)
+        result["expected_forwarded"] = round(seen - result["expected_refused"])
+    return result
+
+
+def run(seconds: float = 20.0) -> dict[str, Any]:
+    off = _one(seconds, limited=False)
+    on = _one(seconds, limited=True)
+    flooder = on["flooder"]
+    holds = ("answered" in flooder and on["polite"]["answered_ratio"] == 1.0
+             and (on["polite"]["p99_delay_ms"] or 1e9) <= 10
+             and abs(on["refused_by_limit"] - on["expected_refused"]) <= 0.01 * on["expected_refused"])
+    return {"item": "ntp-flood", "seconds": seconds, "limit_off": off, "limit_on": on, "holds": holds}
