@@ -705,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_dir and (args.from_dir / "summary.json").exists():  # the run's, not this analysis's
         earlier = json.loads((args.from_dir / "summary.json").read_text())
         run = {k: earlier.get(k, v) for k, v in run.items()}
-        elapsed = run["seconds"]
+        elapsed = run["seconds"] or 0.0
     summary = {"quick": args.quick, **run, "gateway_view": watch,
                "phases": figures, "checks": check_list, "csv_rows": rows,
                "plots": [Path(p).name for p in plots]}
