@@ -50,9 +50,13 @@ def make_plots(results, figures, out: Path) -> list[Path]:
             for r, pts in group:
                 f = by_label[r.phase.label]
                 slope = f.get("free", {}).get("slope_ppm")
-                ax.plot([t for t, _ in pts], [o * scale for _, o in pts], ".", ms=2,
-                        label=f"{r.phase.scenario.name}: {slope:+.0f} ppm" if slope is not None
-                        else r.phase.scenario.name)
+                line, = ax.plot([t for t, _ in pts], [o * scale for _, o in pts], ".", ms=2,
+                                label=f"{r.phase.scenario.name}: {slope:+.0f} ppm" if slope is not None
+                                else r.phase.scenario.name)
+                gw = [p for p in r.gateway_points() if pts[0][0] <= p[0] <= pts[-1][0]]
+                if gw:
+                    ax.plot([t for t, _ in gw], [o * scale for _, o in gw], "x", ms=4,
+                            color=line.get_color(), label=f"{r.phase.scenario.name}: the gateway's ICMP readings")
             ax.set_xlabel("time (s)")
             ax.set_ylabel(f"guest - host ({unit})")
             ax.grid(alpha=0.3)
@@ -68,6 +72,10 @@ def make_plots(results, figures, out: Path) -> list[Path]:
             pts = r.clock_points()
             scale, unit = (1.0, "s") if r.phase.scenario.tick == 9800 else (1e3, "ms")
             ax.plot([t for t, _ in pts], [o * scale for _, o in pts], ".", ms=2, label="observer")
+            gw = [p for p in r.gateway_points() if p[0] >= pts[0][0]]
+            if gw:
+                ax.plot([t for t, _ in gw], [o * scale for _, o in gw], "x", ms=4, color="C2",
+                        label="the gateway's readings")
             steps = r.points("guest-sntpc")
             ax.plot([t for t, _ in steps], [o * scale for _, o in steps], "v", color="C3",
                     label="offset each chronyd -q corrected (one exchange)")
@@ -83,8 +91,9 @@ def make_plots(results, figures, out: Path) -> list[Path]:
         written.append(_save(fig, plt, out / "drift_sntpc.png"))
 
     # 3. chronyd holding (RFC 5905 clock filter of the observer's samples)
-    ch = [r for r in results if r.phase.scenario.policy in ("chronyd-tuned", "chronyd-default",
-                                                             "busybox-ntpd")]
+    ch = [r for r in results if r.phase.scenario.policy in ("chronyd-tuned", "chronyd-default")]
+    # the pause phases have their own plot (and the quick run has only one phase)
+    ch = [r for r in ch if r.event_s("cont") is None] or ch
     if ch:
         fig, ax = plt.subplots(figsize=(9, 4.5))
         for r in ch:
@@ -109,6 +118,10 @@ def make_plots(results, figures, out: Path) -> list[Path]:
             cont = r.event_s("cont")
             pts = [p for p in r.points("guest-observer", "guest-observer-rejected")
                    if p[0] >= r.event_s("stop") - 10]
+            gw = [p for p in r.gateway_points() if p[0] >= r.event_s("stop") - 10]
+            if gw:
+                ax.plot([t - cont for t, _ in gw], [o * 1e3 for _, o in gw], "x", ms=4,
+                        label=f"{r.phase.label}: the gateway's readings")
             rs = by_label[r.phase.label].get("pause", {}).get("recovered_s")
             ax.plot([t - cont for t, _ in pts], [o * 1e3 for _, o in pts], ".-", ms=2, lw=0.5,
                     label=f"{r.phase.label}: " + (f"within 10 ms after {rs:.1f} s" if rs is not None

@@ -78,7 +78,7 @@ CMDLINE = "console=ttyS0 quiet panic=-1"
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 # busybox applets the guest scripts use; an image whose busybox lacks one is refused.
 REQUIRED_APPLETS = ("sh", "mount", "insmod", "ip", "udhcpc", "sed", "cut", "tr", "cat",
-                    "head", "tail", "sleep", "poweroff", "adjtimex", "mkfifo", "ntpd")
+                    "head", "tail", "sleep", "poweroff", "adjtimex", "mkfifo")
 APT_TIMEOUT = 300
 TOOL_TIMEOUT = 120
 

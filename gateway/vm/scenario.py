@@ -21,7 +21,6 @@ Policies (what the guest does about its clock):
   the one DHCP option 42 named (``server GW iburst``, ``makestep 1 3``).
 * ``chronyd-tuned``: chronyd with short polls to the gateway
   (``minpoll``/``maxpoll``) and ``makestep 0.1 -1`` (step whenever >100 ms).
-* ``busybox-ntpd``: busybox's NTP client daemon (``ntpd -n -p GW``), its defaults.
 
 Sources of observations (what the guest prints; see gateway/vm/guest/init):
 
@@ -48,7 +47,7 @@ import re
 NOMINAL_TICK = 10000
 PPM_PER_TICK_UNIT = 100.0
 S5 = "s5"
-POLICIES = ("none", "sntpc", "chronyd-default", "chronyd-tuned", "busybox-ntpd")
+POLICIES = ("none", "sntpc", "chronyd-default", "chronyd-tuned")
 # The chronyd configuration the measurements recommend (docs/guest-setup.md).
 RECOMMENDED_MINPOLL = -2
 RECOMMENDED_MAXPOLL = 0
