@@ -70,6 +70,8 @@ DELAY_FACTOR = 1.5
 # daemon's, its steps and sntpc's (not the single-exchange -Q probe, whose error
 # under load is several ms; nor tracking, chrony's own estimate).
 RECOVERY_SOURCES = (OBSERVER, "guest-measurements", "guest-sntpc", "guest-step")
+#: after cont, how long to look for the clock's jump (the pause it stood still for)
+JUMP_WINDOW_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,13 +442,18 @@ def analyse(res: PhaseResult) -> dict:
             hold["last30s_filtered_max_ms"] = max(tail) * 1e3
         out["hold"] = hold
 
+    gw_points = res.gateway_points()
     if cont_at is not None:
         pts = res.points(*RECOVERY_SOURCES)
         before = [p for p in pts if p[0] <= stop_at]
         rec = da.recovery(pts, cont_at, RECOVERY_LIMIT_S)
         rec["paused_s"] = cont_at - stop_at
-        if before and rec.get("first_offset_s") is not None:
-            jump = rec["first_offset_s"] - before[-1][1]
+        # The jump: the farthest any observer saw the guest from where it was before the stop,
+        # in the first seconds after cont. The first point of one source alone can come after the
+        # guest's own chronyd has already stepped the clock back (it polls every 0.25-1 s).
+        just_after = [o for t, o in pts + gw_points if cont_at <= t <= cont_at + JUMP_WINDOW_S]
+        if before and just_after:
+            jump = max((o - before[-1][1] for o in just_after), key=abs)
             rec["jump_s"] = jump
             # Under TCG the guest's clock stands still while QEMU is stopped: it
             # comes back as far behind as the pause was long.
