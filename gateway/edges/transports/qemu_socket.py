@@ -24,9 +24,8 @@ import trio
 from gateway.core.admission import DEFAULT_MAX_GUESTS
 from gateway.core.config import ConfigError, parse_host_port
 from gateway.edges.transports.base import FrameHandler, TransportError
-from gateway.edges.transports.framing import QEMU_MAX_FRAME, QEMU_PREFIX
 from gateway.edges.transports.listener import serve_listener
-from gateway.edges.transports.stream_link import StreamLink
+from gateway.edges.transports.qemu_stream import serve_qemu_framed_guest
 
 __all__ = ["QemuSocketTransport", "parse_loopback_address"]
 
@@ -74,13 +73,8 @@ class QemuSocketTransport:
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async def serve_guest(conn: socket.socket, number: int) -> None:
             peer = "%s:%d" % conn.getpeername()[:2]
-            description = f"{self.description} #{number} (from {peer})"
-            link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME,
-                              drops=self.drops)
-            log.info("guest attached: %s", description)
-            reason = await link.serve(on_frame)
-            log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
-                    "guest detached: %s (%s)", description, reason)
+            await serve_qemu_framed_guest(conn, f"{self.description} #{number} (from {peer})", self.drops,
+                                          on_frame, log)
 
         await serve_listener(self._listen(), serve_guest, self.description, prepare=_no_delay,
                              max_guests=self.max_guests, task_status=task_status)

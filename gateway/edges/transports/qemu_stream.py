@@ -19,9 +19,19 @@ from gateway.edges.transports.framing import QEMU_MAX_FRAME, QEMU_PREFIX
 from gateway.edges.transports.stream_link import StreamLink
 from gateway.edges.transports.unix_socket import DEFAULT_MAX_GUESTS, serve_connections
 
-__all__ = ["QemuStreamTransport"]
+__all__ = ["QemuStreamTransport", "serve_qemu_framed_guest"]
 
 log = logging.getLogger("hostclock.transport.qemu-stream")
+
+
+async def serve_qemu_framed_guest(conn: socket.socket, description: str, drops: Counter[str],
+                                  on_frame: FrameHandler, guest_log: logging.Logger = log) -> None:
+    """One guest's connection, QEMU's framing (u32 big-endian length + frame), until it ends."""
+    link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME, drops=drops)
+    guest_log.info("guest attached: %s", description)
+    reason = await link.serve(on_frame)
+    guest_log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
+                  "guest detached: %s (%s)", description, reason)
 
 
 class QemuStreamTransport:
@@ -35,13 +45,7 @@ class QemuStreamTransport:
 
     async def run(self, on_frame: FrameHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async def serve_guest(conn: socket.socket, number: int) -> None:
-            description = f"{self.description} #{number}"
-            link = StreamLink(description, conn.fileno(), conn.fileno(), QEMU_PREFIX, QEMU_MAX_FRAME,
-                              drops=self.drops)
-            log.info("guest attached: %s", description)
-            reason = await link.serve(on_frame)
-            log.log(logging.INFO if reason == "peer disconnected" else logging.WARNING,
-                    "guest detached: %s (%s)", description, reason)
+            await serve_qemu_framed_guest(conn, f"{self.description} #{number}", self.drops, on_frame)
 
         await serve_connections(self.path, socket.SOCK_STREAM, serve_guest, self.description,
                                 max_guests=self.max_guests, task_status=task_status)
