@@ -72,6 +72,9 @@ class Scenario:
     makestep: tuple[float, int] = RECOMMENDED_MAKESTEP
     duration_s: int = 3600
     seed: int = 1
+    #: once on the host's clock, the guest's is set this many whole seconds off it before the
+    #: drift begins (negative: behind), as a VM that comes up behind its host
+    start_offset_s: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -81,6 +84,8 @@ class Scenario:
                              f"not {self.tick!r}")
         if not -6 <= self.minpoll <= self.maxpoll <= 24:
             raise ValueError(f"need -6 <= minpoll <= maxpoll <= 24, not {self.minpoll}, {self.maxpoll}")
+        if not isinstance(self.start_offset_s, int) or abs(self.start_offset_s) > 86_400:
+            raise ValueError(f"start_offset_s must be whole seconds within a day, not {self.start_offset_s!r}")
         for name in ("delay_s", "probe_s", "sntpc_s", "duration_s", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -105,6 +110,8 @@ class Scenario:
             "sntpc": self.sntpc_s, "minpoll": self.minpoll, "maxpoll": self.maxpoll,
             "makestep": f"{threshold:g},{limit}", "duration": self.duration_s, "seed": self.seed,
         }
+        if self.start_offset_s:
+            words["start"] = self.start_offset_s
         return " ".join(f"hostclock.{k}={v}" for k, v in words.items())
 
 

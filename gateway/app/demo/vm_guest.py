@@ -2,9 +2,11 @@
 drifting until its chronyd starts with the server it learned from DHCP option 42.
 
     image (gateway.vm.image, cached)  ->  gateway in-process on PRIVATE_DIR/gateway.sock
-    QEMU: -netdev stream to that socket, -rtc base = host time - a few seconds,
-          kernel command line = gateway.vm.scenario.Scenario(tick, chronyd-tuned, delay=--sync-after)
-    the guest: DHCP (option 42 = the gateway), `adjtimex -t TICK` (its own clock: -700 ppm at 9993),
+    QEMU: -netdev stream to that socket,
+          kernel command line = gateway.vm.scenario.Scenario(tick, chronyd-tuned, delay=--sync-after,
+          start_offset_s=START_OFFSET_S)
+    the guest: DHCP (option 42 = the gateway), its clock set START_OFFSET_S off (3 s behind),
+          `adjtimex -t TICK` (its own clock: -700 ppm at 9993),
           no sync for --sync-after s, then chronyd with the server from option 42
     the offset: the gateway's guest-clock watcher (ICMP timestamps; no agent in the guest)
     --pause-at: QEMU's monitor stops the VM for --pause-for s (under TCG its clock stands still,
@@ -17,7 +19,6 @@ only reads.
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import os
 import subprocess
@@ -42,8 +43,8 @@ __all__ = ["check_vm_machine", "VmGuest", "START_OFFSET_S"]
 
 log = logging.getLogger("hostclock.demo")
 
-#: the guest's clock comes up this far from the host's (its RTC is set back: -rtc base=...); the
-#: guest's /init sets it once from the gateway before the drift begins (gateway/vm/guest/init)
+#: the guest's /init, once it has set its clock from the gateway, sets it this far off before the
+#: drift begins (the scenario's start offset, gateway/vm/guest/init): a VM that comes up behind
 START_OFFSET_S = -3
 #: under KVM, the guest's /init must print its first line within this long, or the demo falls back to TCG
 #: (a /dev/kvm can be one that boots nothing: a nested hypervisor's)
@@ -125,7 +126,7 @@ class VmGuest:
 
         # no in-guest probe, no observer chronyd: the demo's offset is the gateway's reading alone
         return Scenario(tick=self.args.tick, policy="chronyd-tuned", delay_s=round(self.args.sync_after),
-                        probe_s=0, observe_poll=None).cmdline()
+                        probe_s=0, observe_poll=None, start_offset_s=START_OFFSET_S).cmdline()
 
     async def _boot(self, image: Any) -> None:
         accel = self.args.accel
@@ -156,21 +157,18 @@ class VmGuest:
         return any("HOSTCLOCK-" in line.text for line in self.guest.lines(timeout))
 
     def _start_qemu(self, image: Any, accel: str) -> Any:
-        """QEMU through gateway.vm.qemu, with its RTC set back START_OFFSET_S (-rtc base=...); its
-        monitor is connected by the caller.
+        """QEMU through gateway.vm.qemu; its monitor is connected by the caller.
 
-        Adapter: `Guest.start` takes no extra QEMU arguments, so the demo builds the command
-        with `qemu_command` (adding -rtc) and wraps the process in `Guest` itself.
+        The demo builds the command with `qemu_command` and wraps the process in `Guest` itself, so
+        that the process ends with the demo's (`end_with_this_process`) even if the demo is killed.
         """
         from gateway.vm import qemu
 
         qemu_dir = Path(self.workdir) / f"qemu-{accel}"
         qemu_dir.mkdir()
         qmp = qemu_dir / "qmp.sock"
-        base = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=START_OFFSET_S)
         argv = qemu.qemu_command(image, qemu.stream_netdev(self.socket_path), mac=self.mac,
                                  append=self._scenario_words(), accel=accel, qmp_path=qmp)
-        argv += ["-rtc", f"base={base.strftime('%Y-%m-%dT%H:%M:%S')},clock=host"]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=end_with_this_process)
         guest = qemu.Guest(proc, qemu_dir, qemu.Monitor(qmp))

@@ -26,11 +26,13 @@ def test_cmdline_words():
     assert all(w.startswith("hostclock.") and "=" in w for w in words)
     assert "hostclock.observe=off" in Scenario(observe_poll=None).cmdline().split()
     assert Scenario(tick="s5").name == "s5" and Scenario(tick="s5").ppm is None
+    assert not any(w.startswith("hostclock.start=") for w in words)  # on the host's clock unless asked
+    assert "hostclock.start=-3" in Scenario(start_offset_s=-3).cmdline().split()
 
 
 @pytest.mark.parametrize("kw", [
     {"policy": "ntpd"}, {"tick": 8000}, {"tick": "fast"}, {"minpoll": 3, "maxpoll": 1},
-    {"probe_s": -1}, {"duration_s": 1.5},
+    {"probe_s": -1}, {"duration_s": 1.5}, {"start_offset_s": 1.5}, {"start_offset_s": 86_401},
 ])
 def test_bad_scenarios_are_refused(kw):
     with pytest.raises(ValueError):
