@@ -4,7 +4,9 @@
   datagram reached the socket, before any queueing in this process), falling
   back to reading the clock right after `recvmsg` if the option is refused.
   An injected `clock` (tests) disables kernel timestamps, so that both
-  timestamps of a reply come from the same clock.
+  timestamps of a reply come from the same clock. Linux turns receive
+  timestamping on for the machine lazily, when the first socket asks: a
+  datagram in the moment before that is stamped when it is read.
 * The socket is served by a thread of its own that waits in the kernel (a
   blocking `recvmsg`, the GIL released) and answers each datagram with a
   non-blocking `sendto` (a full send buffer is a counted drop, never a wait).
