@@ -78,7 +78,7 @@ def make_plots(results, figures, out: Path) -> list[Path]:
                         label="the gateway's readings")
             steps = r.points("guest-sntpc")
             ax.plot([t for t, _ in steps], [o * scale for _, o in steps], "v", color="C3",
-                    label="offset each chronyd -q corrected (one exchange)")
+                    label="offset each chronyd -q corrected (one exchange)")  # clock-safe: a legend, in the VM
             teeth = by_label[r.phase.label].get("sntpc", {}).get("teeth_ms", [])
             title = r.phase.scenario.name + (f": teeth {min(teeth):+.1f}..{max(teeth):+.1f} ms"
                                              if teeth else "")

@@ -27,14 +27,14 @@ def listed(proc=None) -> list[str]:
 
 
 def test_time_daemons_are_named_with_their_command_line_and_clock_safe_chronyd_is_not(tmp_path):
-    fake_process(tmp_path, 101, "chronyd", "/usr/sbin/chronyd", "-F", "1")            # Debian's chrony.service
+    fake_process(tmp_path, 101, "chronyd", "/usr/sbin/chronyd", "-F", "1")            # Debian's chrony.service (clock-safe: a fake process entry, nothing runs)
     fake_process(tmp_path, 102, "systemd-timesyn", "/lib/systemd/systemd-timesyncd")  # comm keeps 15 characters
     fake_process(tmp_path, 103, "ntpd", "/usr/sbin/ntpd", "-p", "/run/ntpd.pid", "-g")
     fake_process(tmp_path, 201, "chronyd", "chronyd", "-x", "-d", "-f", "/tmp/c.conf")  # serves only: a test's
     fake_process(tmp_path, 202, "chronyd", "chronyd", "-Q", "server 192.0.2.1")         # queries only
     fake_process(tmp_path, 203, "bash", "bash", "-c", "ntpd")
     (tmp_path / "self").mkdir()
-    assert sorted(listed(tmp_path)) == ["101 /usr/sbin/chronyd -F 1", "102 /lib/systemd/systemd-timesyncd",
+    assert sorted(listed(tmp_path)) == ["101 /usr/sbin/chronyd -F 1", "102 /lib/systemd/systemd-timesyncd",  # clock-safe: fake entries
                                         "103 /usr/sbin/ntpd -p /run/ntpd.pid -g"]
 
 

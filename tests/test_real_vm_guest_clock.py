@@ -2,7 +2,7 @@
 is when its host sleeps, then resumed; the guest's clock stood still meanwhile.
 
 The VM is the test image (tests/vm): it takes a DHCP lease, asks the gateway with ``chronyd -Q``,
-steps its clock with ``chronyd -q`` (inside the VM) and asks again. The gateway reads it with ICMP
+steps its clock with ``chronyd -q`` (inside the VM; clock-safe) and asks again. The gateway reads it with ICMP
 timestamps (its kernel answers them) every second, into ``--guest-clock-log``. The VM is stopped
 for 20 s once the first reading is in: the watcher gives it up (three silent rounds), and must read
 it again as soon as it speaks after ``cont``, as far behind as the guest's chronyd says it is.

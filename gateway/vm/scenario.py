@@ -2,7 +2,7 @@
 
 A ``Scenario`` becomes kernel command-line words (``cmdline()``) that the
 guest's /init reads: the drift set inside the guest with busybox
-``adjtimex -t TICK`` and the time-keeping policy it runs.  ``observe(line)``
+``adjtimex -t TICK`` and the time-keeping policy it runs (clock-safe: inside the VM).  ``observe(line)``
 turns one console line into an ``Observation`` of the guest's clock, always
 with the same sign: ``offset_s`` = guest clock minus host clock (negative:
 the guest is behind).
@@ -16,7 +16,7 @@ Policies (what the guest does about its clock):
 
 * ``none``: nothing; the clock drifts at the tick's rate.
 * ``sntpc``: set the clock from the gateway every ``sntpc_s`` seconds
-  (``chronyd -q``, one sample, a step), as sntpc or a cron'd ntpdate does.
+  (``chronyd -q``, one sample, a step; clock-safe: inside the VM), as sntpc or a cron'd ntpdate does.
 * ``chronyd-default``: the chronyd daemon with Debian's settings, its server
   the one DHCP option 42 named (``server GW iburst``, ``makestep 1 3``).
 * ``chronyd-tuned``: chronyd with short polls to the gateway

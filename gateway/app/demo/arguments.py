@@ -63,5 +63,5 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                     help="QEMU's accelerator: auto (default) takes KVM if /dev/kvm is there and falls back to TCG "
                          "when the VM shows nothing within a few seconds under it")
     vm.add_argument("--tick", metavar="N", type=_tick, default=DEFAULT_TICK,
-                    help=f"the guest kernel's tick, set inside the VM with adjtimex -t (default {DEFAULT_TICK}: "
+                    help=f"the guest kernel's tick, set inside the VM with adjtimex -t (default {DEFAULT_TICK}: "  # clock-safe: help text
                          "about -700 ppm; 10000 is nominal)")

@@ -6,7 +6,7 @@ drifting until its chronyd starts with the server it learned from DHCP option 42
           kernel command line = gateway.vm.scenario.Scenario(tick, chronyd-tuned, delay=--sync-after,
           start_offset_s=START_OFFSET_S)
     the guest: DHCP (option 42 = the gateway), its clock set START_OFFSET_S off (3 s behind),
-          `adjtimex -t TICK` (its own clock: -700 ppm at 9993),
+          `adjtimex -t TICK` (its own clock: -700 ppm at 9993; clock-safe: inside the VM),
           no sync for --sync-after s, then chronyd with the server from option 42
     the offset: the gateway's guest-clock watcher (ICMP timestamps; no agent in the guest)
     --pause-at: QEMU's monitor stops the VM for --pause-for s (under TCG its clock stands still,
@@ -199,7 +199,7 @@ class VmGuest:
                 started = True
                 self.state.status = ""
                 self.state.phases.begin(PHASE_FREE, self.state.elapsed_s())
-                self.state.event(f"guest: adjtimex -t {self.args.tick} set its tick; no time sync for "
+                self.state.event(f"guest: adjtimex -t {self.args.tick} set its tick; no time sync for "  # clock-safe: a message
                                  f"{self.args.sync_after:g} s")
             elif "HOSTCLOCK-OBS policy name=" in text and "none" not in text:
                 self.state.phases.begin(PHASE_SYNC, self.state.elapsed_s())
