@@ -7,7 +7,7 @@ checkout's hostclock), sets the guest's drift inside the guest with busybox
 
   tick 10000 (natural), 9993 (-700 ppm, Docker's VM), 9800 (-2 %), S5 (the tick
   changed at random every 10-30 s within +-60 units)
-  x  none | sntpc (chronyd -q every 30 s) | chronyd with Debian's defaults |
+  x  none | sntpc (chronyd -q every 30 s) | chronyd with Debian's defaults | (clock-safe: in the VM)
      chronyd tuned (minpoll -2, maxpoll 0, makestep 0.1 -1)
   and a host sleep: QEMU's monitor `stop`, 60 s, `cont` (under TCG the guest's
   clock stands still meanwhile; the bench checks that it did).
@@ -387,9 +387,9 @@ def analyse(res: PhaseResult) -> dict:
 
     if sc.policy == "sntpc":
         steps = res.points("guest-first") + res.points("guest-sntpc")
-        corrected = da.teeth(steps)   # what each sntpc chronyd -q corrected (one exchange each)
+        corrected = da.teeth(steps)   # what each sntpc chronyd -q corrected (one exchange each) (clock-safe: in the VM)
         # S5's tick changes within a period, so no line fits it: there, the teeth are
-        # what each chronyd -q corrected.
+        # what each chronyd -q corrected. (clock-safe: in the VM)
         heights = (da.sawtooth_heights(res.clock_points(), [t for t, _ in steps]) if sc.ppm is not None
                    else [(b[0] - a[0], b[1]) for a, b in zip(steps, steps[1:])])
         out["sntpc"] = {"teeth_ms": [h * 1e3 for _, h in heights],
@@ -592,7 +592,7 @@ def summary_table(figures: list[dict], check_list: list[dict]) -> str:
             t, c = f["sntpc"]["teeth_ms"], f["sntpc"]["corrected_ms"]
             parts.append(f"teeth {min(t):+.1f}..{max(t):+.1f} ms over {len(t)} periods of "
                          f"{min(f['sntpc']['periods_s']):.1f}..{max(f['sntpc']['periods_s']):.1f} s"
-                         + (f"; each chronyd -q corrected {min(c):+.1f}..{max(c):+.1f} ms" if c else ""))
+                         + (f"; each chronyd -q corrected {min(c):+.1f}..{max(c):+.1f} ms" if c else ""))  # clock-safe: a message
         if "hold" in f:
             h = f["hold"]
             parts.append(_hold_text(h))
