@@ -209,7 +209,7 @@ def offered(gateway: StdioGateway) -> dict:
 
 
 def test_prefix_len_sets_the_subnet_a_guest_is_served_in():
-    wider_guest = "192.168.70.3"  # inside 192.168.0.0/16, outside 192.168.65.0/24
+    wider_guest = "192.168.70.3"  # inside 192.168.0.0/16, outside 192.168.65.0/24; a frame on --stdio pipes only
     ping = to_gateway(ICMP(type=8, id=3, seq=1) / b"subnet", src=wider_guest)
     with StdioGateway() as gateway:
         assert offered(gateway)["subnet_mask"] == "255.255.255.0"

@@ -23,7 +23,7 @@ def test_immutable():
     ({"gateway_mac": "01:00:5e:00:00:01"}, "multicast"),
     ({"prefix_len": 31}, "prefix"),
     ({"mtu": 100}, "mtu"),
-    ({"host_alias_ip": "10.0.0.2"}, "not a host address of 192.168.65.0/24"),
+    ({"host_alias_ip": "198.51.100.2"}, "not a host address of 192.168.65.0/24"),
     ({"host_alias_ip": "192.168.65.1"}, "equals gateway_ip"),
     ({"gateway_ip": "192.168.65.255"}, "not a host address"),
     ({"unbound_udp": "reject"}, "unbound_udp"),
@@ -56,9 +56,9 @@ def test_responder_settings():
 
 def test_toml_file(tmp_path):
     path = tmp_path / "hostclock.toml"
-    path.write_text('[gateway]\ngateway_ip = "10.0.2.2"\nprefix_len = 24\n[time]\nmax_flows = 64\n')
+    path.write_text('[gateway]\ngateway_ip = "192.0.2.2"\nprefix_len = 24\n[time]\nmax_flows = 64\n')
     config = Config.from_toml(path)
-    assert config.gateway.gateway_ip == "10.0.2.2" and config.ntp.max_flows == 64
+    assert config.gateway.gateway_ip == "192.0.2.2" and config.ntp.max_flows == 64
     assert config.gateway.mtu == 1500
 
 
