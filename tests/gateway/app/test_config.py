@@ -64,7 +64,7 @@ def test_toml_file(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("[gateway]\nmtu = 1500\n[dns]\nx = 1\n", "unknown table \\[dns\\]"),
-    ("[gateway]\ngatway_ip = '1.2.3.4'\n", "unknown key 'gatway_ip'"),
+    ("[gateway]\ngatway_ip = '192.0.2.4'\n", "unknown key 'gatway_ip'"),
     ("[gateway\n", "not valid TOML"),
 ])
 def test_bad_toml_files(tmp_path, text, message):

@@ -36,7 +36,7 @@ def vif_response(mtu, max_packet, mac):
 
 def test_sizes_and_our_init_are_vpnkits():
     assert len(OUR_INIT) == 49 and len(client_init()) == 49
-    assert len(ethernet_command()) == 41 and len(preferred_ipv4_command("1.2.3.4")) == 41
+    assert len(ethernet_command()) == 41 and len(preferred_ipv4_command("192.168.65.4")) == 41
 
 
 def test_ethernet_command_is_answered_with_mtu_max_packet_size_and_the_uuids_mac():
