@@ -17,33 +17,7 @@ from gateway.edges.transports.qemu_socket import QemuSocketTransport, parse_loop
 
 from gateway_process import GatewayProcess, run_cli
 from transport_harness import TIMEOUT, assert_guest_served, guest_ip, guest_mac, running_gateway, wait_for_log
-
-
-class TcpPeer:
-    """What QEMU's -netdev socket,connect= does: connect over TCP, then u32 big-endian length + frame."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buffer = b""
-
-    @classmethod
-    async def connect(cls, port: int) -> "TcpPeer":
-        return cls(await trio.open_tcp_stream("127.0.0.1", port))
-
-    async def send(self, frame: bytes) -> None:
-        await self.stream.send_all(struct.pack("!I", len(frame)) + frame)
-
-    async def receive(self) -> bytes:
-        while True:
-            if len(self.buffer) >= 4:
-                (length,) = struct.unpack_from("!I", self.buffer)
-                if len(self.buffer) >= 4 + length:
-                    frame, self.buffer = self.buffer[4:4 + length], self.buffer[4 + length:]
-                    return frame
-            data = await self.stream.receive_some(65536)
-            if not data:
-                raise EOFError
-            self.buffer += data
+from qemu_framed_peer import QemuFramedPeer
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +30,7 @@ async def test_arp_ping_and_ntp_over_loopback_tcp():
     with trio.fail_after(TIMEOUT):
         async with running_gateway(transport):
             assert transport.port != 0 and transport.description == f"qemu-socket 127.0.0.1:{transport.port}"
-            peer = await TcpPeer.connect(transport.port)
+            peer = await QemuFramedPeer.connect_tcp(transport.port)
             await assert_guest_served(peer, guest_mac(1), guest_ip(1))
             await peer.stream.aclose()
 
@@ -65,14 +39,14 @@ async def test_two_guests_at_once_and_the_next_after_one_leaves(caplog):
     transport = QemuSocketTransport("127.0.0.1:0")
     with trio.fail_after(TIMEOUT):
         async with running_gateway(transport):
-            a = await TcpPeer.connect(transport.port)
-            b = await TcpPeer.connect(transport.port)
+            a = await QemuFramedPeer.connect_tcp(transport.port)
+            b = await QemuFramedPeer.connect_tcp(transport.port)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(assert_guest_served, a, guest_mac(1), guest_ip(1))
                 nursery.start_soon(assert_guest_served, b, guest_mac(2), guest_ip(2))
             await a.stream.aclose()
             await wait_for_log(caplog, "guest detached")
-            c = await TcpPeer.connect(transport.port)
+            c = await QemuFramedPeer.connect_tcp(transport.port)
             await assert_guest_served(c, guest_mac(3), guest_ip(3))
             await b.stream.aclose()
             await c.stream.aclose()
@@ -82,8 +56,8 @@ async def test_an_oversized_frame_closes_only_that_connection(caplog):
     transport = QemuSocketTransport("127.0.0.1:0")
     with trio.fail_after(TIMEOUT):
         async with running_gateway(transport):
-            bad = await TcpPeer.connect(transport.port)
-            good = await TcpPeer.connect(transport.port)
+            bad = await QemuFramedPeer.connect_tcp(transport.port)
+            good = await QemuFramedPeer.connect_tcp(transport.port)
             await bad.stream.send_all(struct.pack("!I", 4096 + 65536 + 1))
             with pytest.raises((EOFError, trio.BrokenResourceError)):
                 await bad.receive()

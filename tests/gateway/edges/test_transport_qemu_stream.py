@@ -13,35 +13,9 @@ from scapy.layers.l2 import ARP, Ether
 from gateway.app.config import Config
 from gateway.app.runtime import Gateway
 from gateway.edges.transports.qemu_stream import QemuStreamTransport
+from qemu_framed_peer import QemuFramedPeer
 
 NTP_UNIX_OFFSET = 2208988800
-
-
-class StreamPeer:
-    """What QEMU does: connect, then u32 big-endian length + frame, both ways."""
-
-    def __init__(self, stream: trio.SocketStream):
-        self.stream = stream
-        self.buffer = b""
-
-    @classmethod
-    async def connect(cls, path):
-        return cls(await trio.open_unix_socket(path))
-
-    async def send(self, frame: bytes):
-        await self.stream.send_all(struct.pack("!I", len(frame)) + frame)
-
-    async def receive(self) -> bytes:
-        while True:
-            if len(self.buffer) >= 4:
-                (length,) = struct.unpack_from("!I", self.buffer)
-                if len(self.buffer) >= 4 + length:
-                    frame, self.buffer = self.buffer[4:4 + length], self.buffer[4 + length:]
-                    return frame
-            data = await self.stream.receive_some(65536)
-            if not data:
-                raise EOFError
-            self.buffer += data
 
 
 @pytest.fixture
@@ -57,7 +31,7 @@ async def gateway_socket(nursery, tmp_path):
 async def test_arp_ping_and_ntp_through_the_stream(gateway_socket):
     path, gateway = gateway_socket
     with trio.fail_after(10):
-        peer = await StreamPeer.connect(path)
+        peer = await QemuFramedPeer.connect_unix(path)
         await peer.send(arp_request())
         assert Ether(await peer.receive())[ARP].op == 2
         await peer.send(ping(b"stream"))
@@ -78,11 +52,11 @@ async def test_arp_ping_and_ntp_through_the_stream(gateway_socket):
 async def test_a_vm_that_disconnects_is_followed_by_the_next(gateway_socket):
     path, _ = gateway_socket
     with trio.fail_after(10):
-        first = await StreamPeer.connect(path)
+        first = await QemuFramedPeer.connect_unix(path)
         await first.send(arp_request())
         await first.receive()
         await first.stream.aclose()
-        second = await StreamPeer.connect(path)
+        second = await QemuFramedPeer.connect_unix(path)
         await second.send(ping())
         assert Ether(await second.receive())[ICMP].type == 0
 
@@ -90,8 +64,8 @@ async def test_a_vm_that_disconnects_is_followed_by_the_next(gateway_socket):
 async def test_two_guests_at_once_each_get_their_answers(gateway_socket):
     path, _ = gateway_socket
     with trio.fail_after(10):
-        a = await StreamPeer.connect(path)
-        b = await StreamPeer.connect(path)
+        a = await QemuFramedPeer.connect_unix(path)
+        b = await QemuFramedPeer.connect_unix(path)
         b_mac, b_ip = "52:54:00:00:00:0b", "192.168.65.11"
         await b.send(bytes(Ether(dst=GATEWAY_MAC, src=b_mac) / IP(src=b_ip, dst=GATEWAY_IP)
                            / UDP(sport=2000, dport=123) / ntp_request()))
@@ -105,8 +79,8 @@ async def test_oversized_frame_closes_only_that_connection(gateway_socket, caplo
     caplog.set_level(logging.INFO)
     path, _ = gateway_socket
     with trio.fail_after(10):
-        bad = await StreamPeer.connect(path)
-        good = await StreamPeer.connect(path)
+        bad = await QemuFramedPeer.connect_unix(path)
+        good = await QemuFramedPeer.connect_unix(path)
         await bad.stream.send_all(struct.pack("!I", 4096 + 65536 + 1))
         with pytest.raises((EOFError, trio.BrokenResourceError)):
             await bad.receive()
@@ -119,12 +93,12 @@ async def test_peer_leaving_mid_frame_is_logged(gateway_socket, caplog):
     caplog.set_level(logging.INFO)
     path, _ = gateway_socket
     with trio.fail_after(10):
-        peer = await StreamPeer.connect(path)
+        peer = await QemuFramedPeer.connect_unix(path)
         await peer.stream.send_all(struct.pack("!I", 100) + b"partial")
         await peer.stream.aclose()
         while not any("mid-frame" in r.getMessage() for r in caplog.records):
             await trio.sleep(0.01)
-        again = await StreamPeer.connect(path)
+        again = await QemuFramedPeer.connect_unix(path)
         await again.send(arp_request())
         assert Ether(await again.receive())[ARP].op == 2
 
