@@ -35,7 +35,13 @@ each flow socket has kernel receive timestamps (SO_TIMESTAMPNS), so a reply's
 arrival (Tu) is the kernel's, not this process's wake-up. The kernel's stamp is
 CLOCK_REALTIME: it is converted at once to the monotonic clock the other edges
 use (now_mono - (now_real - Tu), a span of microseconds on one clock), so that
-each duration is taken on one clock. The sink gets the arrival and the
+each duration is taken on one clock. The realtime clock is read first and the
+monotonic one right after (`monotonic_arrival_ns`): a pause between the two reads
+(another thread holding the GIL, a preemption) then makes Tu later, which only
+leaves a little of the residence uncorrected; read the other way round, it made
+Tu earlier and took more out of the reply than the gateway held it, which
+breaks the exchange's causality (a reply whose delay shrinks below the link's
+and whose offset leaves its own error bound). The sink gets the arrival and the
 request's residence with the reply and takes Tw itself, just before writing.
 
 Closing finished flows waits until the replies of a wake-up are written (or the
@@ -60,7 +66,7 @@ from gateway.core.flows import Flow
 from gateway.core.service import Forward, ForwardingService
 from gateway.edges.transports.base import GuestLink
 
-__all__ = ["UpstreamDriver", "UpstreamSink"]
+__all__ = ["UpstreamDriver", "UpstreamSink", "monotonic_arrival_ns"]
 
 log = logging.getLogger("hostclock.upstream")
 
@@ -71,8 +77,28 @@ _EVENTS_PER_POLL = 256
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+#: a realtime/monotonic read pair further apart than this is read again (at most `_PAIR_READS` times)
+_PAIR_SPREAD_NS = 20_000
+_PAIR_READS = 3
 #: requests of one flow timed at once (a client that sends a burst on one port); older ones are forgotten
 _TIMED_PER_FLOW = 8
+
+
+def monotonic_arrival_ns(kernel_realtime_ns: int, realtime_ns: Callable[[], int] = time_ns,
+                         monotonic: Callable[[], int] = monotonic_ns) -> int:
+    """A kernel receive stamp (CLOCK_REALTIME, ns) on the monotonic clock; never earlier than it was.
+
+    The span since the stamp is measured to a realtime reading taken *before* the monotonic
+    one, so whatever delays the second read shortens the span: the result can only be late
+    (a residence under-corrected), never early (over-corrected). A pair read far apart is read
+    again, a bounded number of times, to keep it exact as well as safe.
+    """
+    for _ in range(_PAIR_READS):
+        real = realtime_ns()
+        mono = monotonic()
+        if realtime_ns() - real <= _PAIR_SPREAD_NS:
+            break
+    return mono - (real - kernel_realtime_ns)
 
 
 class UpstreamSink(Protocol):
@@ -259,13 +285,13 @@ class UpstreamDriver:
             if now is None:
                 now = trio.current_time()
             if timed:
-                arrival_ns = monotonic_ns()
+                arrival_ns = None
                 for level, kind, data in ancillary:
                     if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= _TIMESPEC.size:
                         seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-                        # the kernel's CLOCK_REALTIME stamp, on the monotonic clock: the span since
-                        # (microseconds) taken on the realtime clock, then subtracted
-                        arrival_ns -= time_ns() - (seconds * 1_000_000_000 + nanoseconds)
+                        arrival_ns = monotonic_arrival_ns(seconds * 1_000_000_000 + nanoseconds)
+                if arrival_ns is None:
+                    arrival_ns = monotonic_ns()  # no kernel stamp: this wake-up, late and so safe
                 residence = entry.timed.pop(self._reply_key(payload), None)
                 self.sink.upstream_reply(self.service.port, entry.flow_id, payload, entry.link, now,
                                          arrival_ns, residence)

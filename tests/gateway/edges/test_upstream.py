@@ -7,7 +7,7 @@ import trio
 
 from gateway.core.flows import FlowTable
 from gateway.core.service import GuestAddress
-from gateway.edges.upstream import UpstreamDriver
+from gateway.edges.upstream import UpstreamDriver, monotonic_arrival_ns
 from plugins.ntp.time_service import TimeService
 from fd_limits import open_file_limit_with_room_for
 
@@ -152,3 +152,56 @@ async def test_running_out_of_descriptors_drops_and_counts_requests_and_the_driv
         server.sendto(REPLY, flow_address)
         while not driver.sink.sent:
             await trio.sleep(0.001)
+
+
+class StallingClocks:
+    """A realtime and a monotonic clock over one true time (realtime = true + 1e18 ns), where
+    each read takes `stalls` ns of true time first, in turn (a thread that lost the GIL)."""
+
+    REALTIME_AHEAD = 10**18
+
+    def __init__(self, true_ns, stalls):
+        self.true_ns = true_ns
+        self.stalls = list(stalls)
+        self.reads = 0
+
+    def _advance(self):
+        self.true_ns += self.stalls.pop(0) if self.stalls else 0
+        self.reads += 1
+
+    def realtime(self):
+        self._advance()
+        return self.true_ns + self.REALTIME_AHEAD
+
+    def monotonic(self):
+        self._advance()
+        return self.true_ns
+
+
+STAMPED_AT = 5_000_000  # true ns when the kernel stamped the reply's arrival
+
+
+def arrival_with(stalls):
+    clocks = StallingClocks(STAMPED_AT + 40_000, stalls)  # read 40 us after the stamp
+    return monotonic_arrival_ns(STAMPED_AT + StallingClocks.REALTIME_AHEAD, clocks.realtime, clocks.monotonic), clocks
+
+
+def test_a_kernel_stamp_converts_to_the_monotonic_clock_exactly_when_nothing_pauses():
+    arrival, clocks = arrival_with([])
+    assert arrival == STAMPED_AT and clocks.reads == 3
+
+
+def test_a_pause_between_the_two_clock_reads_makes_the_arrival_later_never_earlier():
+    """A 130 us stall between the reads: the arrival comes out late (a residence under-corrected);
+    were it early, more would be taken out of the reply than the gateway held it (a real client's
+    offset then leaves its own error bound), as chronyd saw once under load."""
+    for stall in (130_000, 5_000_000):
+        arrival, _ = arrival_with([0, stall] * 10)
+        assert STAMPED_AT <= arrival <= STAMPED_AT + stall
+
+
+def test_a_pair_read_far_apart_is_read_again_and_comes_out_exact():
+    arrival, clocks = arrival_with([0, 130_000, 0])  # only the first pair is spread
+    assert arrival == STAMPED_AT and clocks.reads == 6
+    _, clocks = arrival_with([0, 130_000] * 10)  # always spread: a bounded number of tries
+    assert clocks.reads == 9
