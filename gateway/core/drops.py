@@ -22,6 +22,7 @@ class Drop(enum.StrEnum):
     ARP_NOT_ETHERNET_IPV4 = "arp: not Ethernet/IPv4 (htype, ptype, hlen or plen)"
     ARP_NOT_FOR_US = "arp: target is not a gateway address"
     ARP_BAD_SENDER = "arp: sender hardware address is broadcast or multicast"
+    ARP_SENDER_NOT_SOURCE = "arp: sender hardware address is not the frame's source MAC"
     ARP_NOT_REQUEST = "arp: not a request (replies and gratuitous ARP are ignored)"
     # IPv4 (RFC 791)
     TRUNCATED_IPV4 = "ipv4: shorter than its header"

@@ -205,6 +205,11 @@ class Stack:
             return self._drop(Drop.ARP_NOT_FOR_US)
         if sender_mac[0] & 1:
             return self._drop(Drop.ARP_BAD_SENDER)
+        # The reply goes to ar$sha; one that is not the frame's source would make the gateway send
+        # a frame to a host that did not ask (a guest reflecting replies at another): dropped, as
+        # switches' ARP inspection does ("validate src-mac"). A host's own request always matches.
+        if sender_mac != frame[6:12]:
+            return self._drop(Drop.ARP_SENDER_NOT_SOURCE)
         if op != arp.OP_REQUEST:
             return self._drop(Drop.ARP_NOT_REQUEST)
         watcher = self.guest_clock

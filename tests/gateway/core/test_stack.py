@@ -59,7 +59,11 @@ def test_arp_reply_agrees_with_scapy(stack):
 
 @pytest.mark.parametrize("frame, reason", [
     (arp_request(target="192.168.65.9"), Drop.ARP_NOT_FOR_US),
-    (bytes(Ether(dst=GATEWAY_MAC, src=GUEST_MAC) / ARP(op=2, psrc=GUEST_IP, pdst=GATEWAY_IP)), Drop.ARP_NOT_REQUEST),
+    (bytes(Ether(dst=GATEWAY_MAC, src=GUEST_MAC) / ARP(op=2, hwsrc=GUEST_MAC, psrc=GUEST_IP, pdst=GATEWAY_IP)),
+     Drop.ARP_NOT_REQUEST),
+    # a request whose ar$sha is another host's: answering would send that host a frame it did not ask for
+    (bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=GUEST_MAC) / ARP(op=1, hwsrc="52:54:00:aa:bb:cc", psrc=GUEST_IP,
+                                                             pdst=GATEWAY_IP)), Drop.ARP_SENDER_NOT_SOURCE),
     (bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=GUEST_MAC) / ARP(op=1, ptype=0x86DD, pdst=GATEWAY_IP)),
      Drop.ARP_NOT_ETHERNET_IPV4),
     (arp_request()[:14 + 27], Drop.TRUNCATED_ARP),
