@@ -84,15 +84,18 @@ _PAIR_READS = 3
 _TIMED_PER_FLOW = 8
 
 
-def monotonic_arrival_ns(kernel_realtime_ns: int, realtime_ns: Callable[[], int] = time_ns,
-                         monotonic: Callable[[], int] = monotonic_ns) -> int:
+def monotonic_arrival_ns(kernel_realtime_ns: int, realtime_ns: Callable[[], int] | None = None,
+                         monotonic: Callable[[], int] | None = None) -> int:
     """A kernel receive stamp (CLOCK_REALTIME, ns) on the monotonic clock; never earlier than it was.
 
     The span since the stamp is measured to a realtime reading taken *before* the monotonic
     one, so whatever delays the second read shortens the span: the result can only be late
     (a residence under-corrected), never early (over-corrected). A pair read far apart is read
-    again, a bounded number of times, to keep it exact as well as safe.
+    again, a bounded number of times, to keep it exact as well as safe. (The clocks default to
+    `time.time_ns` and `time.monotonic_ns`, looked up at each call.)
     """
+    realtime_ns = realtime_ns or time_ns
+    monotonic = monotonic or monotonic_ns
     for _ in range(_PAIR_READS):
         real = realtime_ns()
         mono = monotonic()
