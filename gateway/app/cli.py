@@ -253,6 +253,9 @@ def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
                          help="a second gateway address, as vpnkit's host alias 192.168.65.2 (off)")
     gateway.add_argument("--unbound-udp", choices=("port-unreachable", "drop"),
                          help="answer UDP to ports with no service with ICMP port unreachable (default) or drop it")
+    gateway.add_argument("--no-kernel-filter", dest="kernel_filter", action="store_false", default=None,
+                         help="let every frame of a TAP's guest reach the gateway (and its drop counts); by "
+                              "default the kernel drops, before queueing them, frames the gateway would only drop")
 
 
 def _add_guest_clock_arguments(parser: argparse.ArgumentParser) -> None:
@@ -277,7 +280,7 @@ def _add_plugin_arguments(parser: argparse.ArgumentParser, command: str) -> None
             plugin.add_arguments(parser.add_argument_group(f"{plugin.name}: {plugin.summary}"), command)
 
 
-_GATEWAY_FLAGS = ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp")
+_GATEWAY_FLAGS = ("gateway_ip", "gateway_mac", "prefix_len", "mtu", "host_alias_ip", "unbound_udp", "kernel_filter")
 _ACCESS_FLAGS = ("socket_mode", "socket_group", "user", "max_guests")
 _COMMAND_NAMES = {"_run": "run", "_serve": "serve", "_replay": "replay"}
 

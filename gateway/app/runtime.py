@@ -54,12 +54,13 @@ from gateway.app.config import Config
 from gateway.core.config import ConfigError
 from gateway.core.ethernet import HEADER_LEN as ETHERNET_HEADER_LEN
 from gateway.core.guest_clock import GuestClockOffset
+from gateway.core.kernel_filter import frame_filter
 from gateway.core.plugin import HostServer
 from gateway.core.service import GuestLifecycle, UdpService
 from gateway.core.udp import with_payload
 from gateway.edges.guest_clock_log import GuestClockLog
 from gateway.edges.pcap_writer import PcapWriter
-from gateway.edges.transports.base import GuestLink, IdentifiesGuests, Transport
+from gateway.edges.transports.base import FiltersInKernel, GuestLink, IdentifiesGuests, Transport
 from gateway.edges.upstream import UpstreamDriver
 
 __all__ = ["Gateway", "serve", "make_room_for_flows"]
@@ -181,6 +182,8 @@ class Gateway:
                 raise
         try:
             async with trio.open_nursery() as nursery:
+                if self.config.gateway.kernel_filter and isinstance(self.transport, FiltersInKernel):
+                    self.transport.filter_in_kernel(frame_filter(self.stack))
                 await nursery.start(self.transport.run, self._on_frame)
                 grant_socket_access(_socket_path(self.transport), self.config.access)
                 answered_by = []

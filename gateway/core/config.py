@@ -48,6 +48,9 @@ class GatewayConfig:
     #: arrives addressed to a UDP port for which there is no pending LISTEN call, UDP SHOULD
     #: send an ICMP Port Unreachable message." So that is the default; "drop" is silent.
     unbound_udp: Literal["port-unreachable", "drop"] = "port-unreachable"
+    #: a TAP's kernel drops, before queueing them, the frames the stack would only drop
+    #: (`gateway.core.kernel_filter`); off, every frame reaches the stack and its drop counts
+    kernel_filter: bool = True
 
     def __post_init__(self) -> None:
         for name in ("gateway_ip", "host_alias_ip"):

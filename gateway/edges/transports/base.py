@@ -17,17 +17,23 @@ A transport that knows who its guests are (vmnet: the server assigns each
 guest's MAC) also implements `IdentifiesGuests`: the runtime registers hooks
 with `add_guest_hooks` before `run`, to hold and release per-guest state (a
 vmnet guest's preferred DHCP address).
+
+A transport whose kernel can drop, before it queues them, the frames the stack
+would only drop (a TAP, `gateway.core.kernel_filter`) implements
+`FiltersInKernel`: the runtime hands it the stack's program before `run`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import trio
 
-__all__ = ["GuestLink", "Transport", "FrameHandler", "TransportError", "IdentifiesGuests",
+from gateway.core.kernel_filter import Instruction
+
+__all__ = ["GuestLink", "Transport", "FrameHandler", "TransportError", "IdentifiesGuests", "FiltersInKernel",
            "GuestAttachedHook", "GuestDetachedHook"]
 
 
@@ -84,4 +90,13 @@ class IdentifiesGuests(Protocol):
         Hooks added earlier run first; when a later one refuses a guest, the `on_detached` of
         those that accepted it is called, so that what they hold for it is released.
         """
+        ...
+
+
+@runtime_checkable
+class FiltersInKernel(Protocol):
+    """A transport whose kernel runs a classic BPF program on each guest frame before queueing it."""
+
+    def filter_in_kernel(self, program: Sequence[Instruction]) -> None:
+        """Attach `program` when `run` opens the device (frames it returns 0 for never reach `on_frame`)."""
         ...
