@@ -1,6 +1,10 @@
 """A guest link over a byte stream (a Unix stream socket or a pipe), with length-prefixed frames.
 
-Reading feeds a sans-IO `FrameDecoder`. Writing never blocks the caller: a
+Reading feeds a sans-IO `FrameDecoder`. A read takes up to 256 KiB (few
+system calls for a busy guest), and its frames are handed on at most
+`_FRAMES_PER_TURN` at a time, the task yielding to the others in between: a
+guest flooding its connection cannot hold the loop for the thousands of frames
+one read can carry while another guest's request waits. Writing never blocks the caller: a
 frame is written at once when the stream takes it (the usual case), and
 otherwise queued for a writer task; past `max_queued` bytes, frames are dropped
 and counted rather than buffered without bound.
@@ -24,6 +28,8 @@ __all__ = ["StreamLink"]
 log = logging.getLogger("hostclock.transport")
 
 _READ_SIZE = 256 * 1024
+#: frames handed on before the link's task yields to the other tasks (other guests, upstream replies)
+_FRAMES_PER_TURN = 64
 _MAX_QUEUED = 1 << 20
 
 
@@ -82,22 +88,26 @@ class StreamLink:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_queued)
             try:
-                return self._dispatch(on_frame, initial, monotonic_ns()) or await self._read_loop(on_frame)
+                return await self._dispatch(on_frame, initial, monotonic_ns()) or await self._read_loop(on_frame)
             finally:
                 self._open = False
                 nursery.cancel_scope.cancel()
 
-    def _dispatch(self, on_frame: FrameHandler, data: bytes, read_ns: int) -> str | None:
-        """Decode `data` (read at `read_ns`, monotonic ns) and hand each whole frame to `on_frame`."""
+    async def _dispatch(self, on_frame: FrameHandler, data: bytes, read_ns: int) -> str | None:
+        """Decode `data` (read at `read_ns`, monotonic ns) and hand each whole frame to `on_frame`,
+        yielding after every `_FRAMES_PER_TURN`."""
+        problem = None
         try:
             frames = self._decoder.feed(data)
         except FramingError as e:
-            for frame in e.frames:  # the frames before the bad length are the guest's
-                on_frame(frame, self)
-            return f"protocol error: {e}"
-        for frame in frames:
-            on_frame(frame, self, read_ns)
-        return None
+            frames = e.frames  # the frames before the bad length are the guest's
+            problem = f"protocol error: {e}"
+        for start in range(0, len(frames), _FRAMES_PER_TURN):
+            if start:
+                await trio.lowlevel.checkpoint()
+            for frame in frames[start:start + _FRAMES_PER_TURN]:
+                on_frame(frame, self, read_ns)
+        return problem
 
     async def _read_loop(self, on_frame: FrameHandler) -> str:
         while True:
@@ -113,7 +123,7 @@ class StreamLink:
                 if self._decoder.pending:
                     return f"peer disconnected mid-frame ({self._decoder.pending} bytes of a frame lost)"
                 return "peer disconnected"
-            problem = self._dispatch(on_frame, data, read_ns)
+            problem = await self._dispatch(on_frame, data, read_ns)
             if problem:
                 return problem
 
