@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from gateway.core.addresses import parse_ipv4
 from gateway.core.config import ConfigError, parse_host_port
 
+from plugins.ntp.in_flight import DEFAULT_LIMIT
+
 __all__ = ["NtpConfig", "DEFAULT_RESPONDER_LISTEN"]
 
 DEFAULT_RESPONDER_LISTEN = "127.0.0.1:0"  # an ephemeral loopback port for the embedded responder
@@ -34,6 +36,10 @@ class NtpConfig:
     #: move a plain reply's receive/transmit timestamps to the gateway's edges (the time the exchange
     #: spent inside the gateway taken out, as a PTP transparent clock does): `plugins.ntp.residence`
     residence_correction: bool = True
+
+    #: requests of one guest (MAC + IPv4 address) awaiting the upstream at once; more are dropped
+    #: until replies come back (`plugins.ntp.in_flight`); 0: no cap
+    max_in_flight: int = DEFAULT_LIMIT
 
     # -- the embedded SNTP responder
     #: where the embedded responder listens (port 0: an ephemeral port)
@@ -71,6 +77,8 @@ class NtpConfig:
             raise ConfigError(f"flow_idle_timeout {self.flow_idle_timeout}: must be above 0 seconds")
         if self.max_flows < 4:
             raise ConfigError(f"max_flows {self.max_flows}: allow at least 4 flows")
+        if not 0 <= self.max_in_flight <= 65535:
+            raise ConfigError(f"max_in_flight {self.max_in_flight}: give 1 to 65535 requests (0: no cap)")
         if not isinstance(self.residence_correction, bool):
             raise ConfigError(f"residence_correction {self.residence_correction!r}: give true or false")
         host, _ = parse_host_port(self.listen, what="responder listen address")

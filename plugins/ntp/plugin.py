@@ -17,6 +17,7 @@ from gateway.core.plugin import Contribution, HostServer, Plugin, Upstream
 
 from plugins.ntp.config import DEFAULT_RESPONDER_LISTEN, NtpConfig
 from plugins.ntp.exchange import exchange_times, reply_key, request_key
+from plugins.ntp.in_flight import InFlight
 from plugins.ntp.rate_limit import RateLimit
 from plugins.ntp.replay_answerer import EmbeddedResponder
 from plugins.ntp.time_service import NTP_PORT, TimeService
@@ -30,8 +31,9 @@ SERVE_DEFAULT_LISTEN = "127.0.0.1:123"
 def _contribute(settings: NtpConfig, gateway: GatewayConfig) -> Contribution:
     rate_limit = RateLimit(interval=settings.ratelimit_interval, burst=settings.ratelimit_burst,
                            leak=settings.ratelimit_leak) if settings.ratelimit else None
+    in_flight = InFlight(settings.max_in_flight) if settings.max_in_flight else None
     service = TimeService(FlowTable(idle_timeout=settings.flow_idle_timeout, max_flows=settings.max_flows),
-                          rate_limit)
+                          rate_limit, in_flight)
     common: dict[str, Any] = dict(port=NTP_PORT, replay_answerer=lambda: EmbeddedResponder(settings),
                                   request_key=request_key, reply_key=reply_key, exchange_times=exchange_times,
                                   correct_reply=service.correct_reply if settings.residence_correction else None)

@@ -9,8 +9,11 @@ The gateway screens both directions (`plugins.ntp.packet.request_rejection`,
 ntpd with mode 6/7 enabled) is only reachable as an SNTP server: only client
 requests (mode 3) of versions 1–4 and SNTP sizes are forwarded, and a reply is
 passed back only if it is a server reply (mode 4) no longer than the request it
-answers. A per-guest rate limit, chrony's (`plugins.ntp.rate_limit`), can be
-turned on (`[ntp] ratelimit = true`); it is off by default, as chrony's is.
+answers. Each guest may have at most `[ntp] max_in_flight` requests awaiting the
+upstream (`plugins.ntp.in_flight`), so that a flooding guest cannot fill the
+server's queue and have the kernel drop other guests' requests. A per-guest rate
+limit, chrony's (`plugins.ntp.rate_limit`), can be turned on (`[ntp] ratelimit =
+true`); it is off by default, as chrony's is.
 
 While `report_guest_clock` is set (by a stack that watches guest clocks,
 `gateway.core.guest_clock.GuestClockReporter`), each forwarded request whose
@@ -42,14 +45,16 @@ from gateway.core.service import Forward, GuestAddress
 from plugins.ntp.packet import TIMESTAMP, TRANSMIT_OFFSET, reply_rejection, request_rejection
 from plugins.ntp.residence import correct_reply
 from plugins.ntp.timestamps import ERA_NS, ntp_to_unix_ns
+from plugins.ntp.in_flight import InFlight
 from plugins.ntp.rate_limit import RateLimit
 
-__all__ = ["TimeService", "NTP_PORT", "RATE_LIMITED"]
+__all__ = ["TimeService", "NTP_PORT", "RATE_LIMITED", "TOO_MANY_IN_FLIGHT"]
 
 NTP_PORT = 123
 #: no request of the flow was timed with the reply's origin timestamp (or the edge timed none)
 NO_TIMED_REQUEST = "ntp residence: no timed request matches the reply, passed uncorrected"
 RATE_LIMITED = "ntp: over the guest's rate limit ([ntp] ratelimit)"
+TOO_MANY_IN_FLIGHT = "ntp: the guest already has max_in_flight requests awaiting the upstream ([ntp] max_in_flight)"
 
 
 class TimeService:
@@ -58,10 +63,13 @@ class TimeService:
     port = NTP_PORT
     accepts_broadcast = False
 
-    def __init__(self, flows: FlowTable | None = None, rate_limit: RateLimit | None = None) -> None:
+    def __init__(self, flows: FlowTable | None = None, rate_limit: RateLimit | None = None,
+                 in_flight: InFlight | None = None) -> None:
         self.flows = flows if flows is not None else FlowTable()
         #: per-guest limit on requests forwarded (`plugins.ntp.rate_limit`), or None (the default: off)
         self.rate_limit = rate_limit
+        #: per-guest cap on requests awaiting the upstream (`plugins.ntp.in_flight`), or None (no cap)
+        self.in_flight = in_flight
         #: also return a `GuestClockReading` with each forwarded request (set by a watching stack)
         self.report_guest_clock = False
         self.drops: Counter[str] = Counter()
@@ -79,6 +87,9 @@ class TimeService:
             return []
         if self.rate_limit is not None and not self.rate_limit.allow(source.mac + source.ip, now):
             self.drops[RATE_LIMITED] += 1
+            return []
+        if self.in_flight is not None and not self.in_flight.admit(source.mac + source.ip, now):
+            self.drops[TOO_MANY_IN_FLIGHT] += 1
             return []
         flow = self.flows.touch(source, local_ip, now)
         flow.last_request_len = len(payload)
@@ -101,6 +112,8 @@ class TimeService:
             self.drops[reason] += 1
             return None
         self.flows.refresh(flow, now)
+        if self.in_flight is not None:
+            self.in_flight.answered(flow.guest.mac + flow.guest.ip)
         self.answered += 1
         return payload
 

@@ -244,7 +244,9 @@ async def test_running_out_of_descriptors_drops_and_counts_ntp_requests_and_the_
     transport = MemoryTransport()
     link = transport.link("a")
     with trio.fail_after(TIMEOUT):
-        async with serving(transport) as gateway:
+        # 100 queries of one guest at once: the per-guest cap on requests in flight is off here
+        # (tests/plugins/ntp/test_in_flight.py), so that each one needs a flow socket
+        async with serving(transport, Config().replace(ntp={"max_in_flight": 0})) as gateway:
             with open_file_limit_with_room_for(8):
                 for port in range(40000, 40100):  # a new source port per query, as ntpdig and chronyd use
                     transport.inject(ntp_request(MAC_A, IP_A, port, port.to_bytes(8, "big")), link)
