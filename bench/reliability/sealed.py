@@ -167,8 +167,10 @@ class SealedGateway:
              self.capture_path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self._wait_for_capture()
         self.gateway = subprocess.Popen(
+            # without the TAP's kernel filter, every sprayed frame reaches the gateway's own code,
+            # which is what this proves (with it, most would not even be read)
             ["ip", "netns", "exec", self.gw_ns, PYTHON, "-m", "gateway", "run", "--tap", self.tap,
-             *self.gateway_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+             "--no-kernel-filter", *self.gateway_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=child_env(), cwd=REPO)
         self.ready_line = self.gateway.stdout.readline().strip()  # bounded: the gateway exits on failure
         if not self.ready_line.startswith("hostclock: gateway"):
