@@ -4,7 +4,11 @@ Reading feeds a sans-IO `FrameDecoder`. A read takes up to 256 KiB (few
 system calls for a busy guest), and its frames are handed on at most
 `_FRAMES_PER_TURN` at a time, the task yielding to the others in between: a
 guest flooding its connection cannot hold the loop for the thousands of frames
-one read can carry while another guest's request waits. Writing never blocks the caller: a
+one read can carry while another guest's request waits. A peer that stops in the
+middle of a frame (half a length prefix, or part of a frame, and then nothing for
+`partial_frame_timeout` seconds) is disconnected: no guest's NIC pauses inside a
+frame, and such a peer would hold one of the `max_guests` places for ever (a
+peer that is silent between frames is an idle guest, and stays). Writing never blocks the caller: a
 frame is written at once when the stream takes it (the usual case), and
 otherwise queued for a writer task; past `max_queued` bytes, frames are dropped
 and counted rather than buffered without bound.
@@ -31,13 +35,16 @@ _READ_SIZE = 256 * 1024
 #: frames handed on before the link's task yields to the other tasks (other guests, upstream replies)
 _FRAMES_PER_TURN = 64
 _MAX_QUEUED = 1 << 20
+#: seconds a peer may leave a frame unfinished before it is disconnected
+PARTIAL_FRAME_TIMEOUT = 10.0
 
 
 class StreamLink:
     """One guest attached over a stream; `read_fd` and `write_fd` may be one socket or two pipe ends."""
 
     def __init__(self, description: str, read_fd: int, write_fd: int, prefix: struct.Struct, max_frame: int,
-                 *, max_queued: int = _MAX_QUEUED, min_frame: int = 0, drops: Counter[str] | None = None) -> None:
+                 *, max_queued: int = _MAX_QUEUED, min_frame: int = 0, drops: Counter[str] | None = None,
+                 partial_frame_timeout: float = PARTIAL_FRAME_TIMEOUT) -> None:
         self.description = description
         #: frames shorter than this are zero-padded when sent (hyperkit pads to 60, the Ethernet minimum)
         self._min_frame = min_frame
@@ -45,6 +52,7 @@ class StreamLink:
         self._write_fd = write_fd
         self._prefix = prefix
         self._decoder = FrameDecoder(prefix, max_frame)
+        self._partial_frame_timeout = partial_frame_timeout
         self._queue = bytearray()
         self._max_queued = max_queued
         self._queued_wakeup = trio.Event()
@@ -111,7 +119,14 @@ class StreamLink:
 
     async def _read_loop(self, on_frame: FrameHandler) -> str:
         while True:
-            await trio.lowlevel.wait_readable(self._read_fd)
+            if self._decoder.pending:
+                with trio.move_on_after(self._partial_frame_timeout) as waited:
+                    await trio.lowlevel.wait_readable(self._read_fd)
+                if waited.cancelled_caught:
+                    return (f"peer stalled mid-frame ({self._decoder.pending} bytes of a frame, then nothing "
+                            f"for {self._partial_frame_timeout:g} s)")
+            else:
+                await trio.lowlevel.wait_readable(self._read_fd)
             try:
                 data = os.read(self._read_fd, _READ_SIZE)
                 read_ns = monotonic_ns()
