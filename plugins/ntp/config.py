@@ -63,6 +63,8 @@ class NtpConfig:
     ratelimit_burst: int = 8
     #: one in 2^leak requests over the limit is answered anyway (2: one in 4)
     ratelimit_leak: int = 2
+    #: tell a guest over the limit with a Kiss-o'-Death RATE, at most once per interval
+    ratelimit_kod: bool = False
 
     def __post_init__(self) -> None:
         if self.upstream is not None:

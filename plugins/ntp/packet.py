@@ -30,7 +30,7 @@ __all__ = [
     "LI_NO_WARNING", "LI_INSERT_SECOND", "LI_DELETE_SECOND", "LI_UNSYNCHRONISED", "LI_NAMES",
     "leap_of", "version_of", "mode_of", "first_byte",
     "WORD", "SUPPORTED_VERSIONS", "request_rejection", "reply_rejection", "transmit_of", "originate_of",
-    "timestamp_at",
+    "timestamp_at", "kiss_of_death",
 ]
 
 #: LI/VN/mode, stratum, poll, precision, root delay, root dispersion, reference ID,
@@ -153,3 +153,18 @@ def originate_of(payload: bytes) -> bytes:
 def timestamp_at(payload: bytes, offset: int) -> int:
     """The 64-bit timestamp at `offset`, as an integer (32.32 fixed point, era unknown)."""
     return TIMESTAMP.unpack_from(payload, offset)[0]
+
+
+def kiss_of_death(request: bytes, code: bytes) -> bytes:
+    """A Kiss-o'-Death reply to the (screened) client `request`: RFC 5905 §7.4, "a special type of
+    packet ... with the Stratum field set to zero and the Reference ID field carrying a four-
+    character ASCII code" (b"RATE": "Rate exceeded. The server has temporarily denied access
+    because the client exceeded the rate threshold"). Mode 4, the request's version and poll,
+    LI 3 (the server cannot say the time), the originate the request's transmit, so that the
+    client can match it; no time of the gateway's: receive and transmit are zero (RFC 4330 §5:
+    a client discards a reply whose transmit timestamp is zero, and it carries no time to use)."""
+    if len(code) != 4:
+        raise ValueError(f"a kiss code is four ASCII characters, not {code!r}")
+    first = request[0]
+    return HEADER.pack(first_byte(LI_UNSYNCHRONISED, version_of(first), MODE_SERVER), 0, request[2], 0, 0, 0,
+                       code, 0, TIMESTAMP.unpack_from(request, TRANSMIT_OFFSET)[0], 0, 0)

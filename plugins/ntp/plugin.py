@@ -30,7 +30,7 @@ SERVE_DEFAULT_LISTEN = "127.0.0.1:123"
 
 def _contribute(settings: NtpConfig, gateway: GatewayConfig) -> Contribution:
     rate_limit = RateLimit(interval=settings.ratelimit_interval, burst=settings.ratelimit_burst,
-                           leak=settings.ratelimit_leak) if settings.ratelimit else None
+                           leak=settings.ratelimit_leak, kod=settings.ratelimit_kod) if settings.ratelimit else None
     in_flight = InFlight(settings.max_in_flight) if settings.max_in_flight else None
     service = TimeService(FlowTable(idle_timeout=settings.flow_idle_timeout, max_flows=settings.max_flows),
                           rate_limit, in_flight)

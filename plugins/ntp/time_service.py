@@ -13,7 +13,9 @@ answers. Each guest may have at most `[ntp] max_in_flight` requests awaiting the
 upstream (`plugins.ntp.in_flight`), so that a flooding guest cannot fill the
 server's queue and have the kernel drop other guests' requests. A per-guest rate
 limit, chrony's (`plugins.ntp.rate_limit`), can be turned on (`[ntp] ratelimit =
-true`); it is off by default, as chrony's is.
+true`); it is off by default, as chrony's is. With `ratelimit_kod`, a guest over the
+limit is told so now and then with a Kiss-o'-Death RATE (`plugins.ntp.packet.kiss_of_death`),
+built here: it never reaches the upstream.
 
 While `report_guest_clock` is set (by a stack that watches guest clocks,
 `gateway.core.guest_clock.GuestClockReporter`), each forwarded request whose
@@ -42,7 +44,7 @@ from gateway.core.flows import FlowTable
 from gateway.core.guest_clock import GuestClockReading
 from gateway.core.service import Forward, GuestAddress
 
-from plugins.ntp.packet import TIMESTAMP, TRANSMIT_OFFSET, reply_rejection, request_rejection
+from plugins.ntp.packet import TIMESTAMP, TRANSMIT_OFFSET, kiss_of_death, reply_rejection, request_rejection
 from plugins.ntp.residence import correct_reply
 from plugins.ntp.timestamps import ERA_NS, ntp_to_unix_ns
 from plugins.ntp.in_flight import InFlight
@@ -75,6 +77,8 @@ class TimeService:
         self.drops: Counter[str] = Counter()
         self.forwarded = 0
         self.answered = 0
+        #: Kiss-o'-Death RATE replies sent to guests over the rate limit (`ratelimit_kod`)
+        self.kiss_of_death_sent = 0
         #: replies whose timestamps were moved to the gateway's edges
         self.residence_corrected = 0
         #: replies passed without the correction, by reason
@@ -86,6 +90,9 @@ class TimeService:
             self.drops[reason] += 1
             return []
         if self.rate_limit is not None and not self.rate_limit.allow(source.mac + source.ip, now):
+            if self.rate_limit.kod and self.rate_limit.kiss_due(source.mac + source.ip, now):
+                self.kiss_of_death_sent += 1
+                return [kiss_of_death(payload, b"RATE")]  # same size as the request: nothing amplified
             self.drops[RATE_LIMITED] += 1
             return []
         if self.in_flight is not None and not self.in_flight.admit(source.mac + source.ip, now):
@@ -133,5 +140,6 @@ class TimeService:
     def counters(self) -> dict[str, object]:
         """The service's figures for the gateway's counters."""
         return {"ntp_forwarded": self.forwarded, "ntp_answered": self.answered, "flows_open": len(self.flows),
+                "ntp_kiss_of_death_sent": self.kiss_of_death_sent,
                 "ntp_residence_corrected": self.residence_corrected,
                 "ntp_residence_uncorrected": dict(self.residence_uncorrected)}
