@@ -12,8 +12,9 @@ from bench.reliability import faults, flood, storm
 pytestmark = pytest.mark.slow
 
 
-def test_a_connection_storm_neither_wedges_the_listener_nor_starves_the_attached_guest():
-    result = storm.run(seconds=2.0, storm=1500, max_guests=16)
+@pytest.mark.parametrize("kind", storm.TRANSPORTS)
+def test_a_connection_storm_neither_wedges_the_listener_nor_starves_the_attached_guest(kind):
+    result = storm.run_on(kind, seconds=2.0, storm=1500, max_guests=16)
     assert result["connect_never_through"] == 0, result
     assert result["storm_still_open_at_end"] <= 16  # the polling guest holds one of the 16
     assert result["gateway_fds"]["peak"] <= result["gateway_fds"]["idle"] + 16 + 8, result["gateway_fds"]

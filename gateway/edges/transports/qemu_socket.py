@@ -31,7 +31,8 @@ __all__ = ["QemuSocketTransport", "parse_loopback_address"]
 
 log = logging.getLogger("hostclock.transport.qemu-socket")
 
-_BACKLOG = 16
+#: connections the kernel holds for accept(): room for a burst (a storm is accepted and refused at once)
+_BACKLOG = 128
 
 
 def parse_loopback_address(text: str) -> tuple[str, int]:

@@ -19,6 +19,9 @@ from gateway.edges.transports.listener import serve_listener
 
 __all__ = ["bind_unix", "remove_socket_file", "serve_connections", "DEFAULT_MAX_GUESTS"]
 
+#: connections the kernel holds for accept(): room for a burst (a storm is accepted and refused at once)
+LISTEN_BACKLOG = 128
+
 log = logging.getLogger("hostclock.transport")
 
 
@@ -44,7 +47,7 @@ def bind_unix(path: str, kind: int) -> socket.socket:
             raise TransportError(f"socket path {path} is in use: stop the other server or choose another path") from None
         raise TransportError(f"cannot bind {path}: {e.strerror} (check that the directory exists and is writable)") from None
     if kind != socket.SOCK_DGRAM:
-        sock.listen(16)
+        sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
