@@ -148,5 +148,5 @@ def run_on(kind: str, seconds: float = 20.0, storm: int = STORM, max_guests: int
         "new_guest_after": after, "new_guest_first_answer_s": first_answer_s,
         "gateway_fds": {"idle": fds_idle, "peak": peak_fds, "after": fds_after},
         "gateway_rss_kib": rss, "refusal_log_lines": log[:5], "refusal_log_line_count": len(log),
-        "gateway_exit": status, "holds": holds,
+        "gateway_exit": status, "gateway_log_tail": gw.stderr.splitlines()[-6:], "holds": holds,
     }

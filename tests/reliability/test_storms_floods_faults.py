@@ -14,7 +14,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("kind", storm.TRANSPORTS)
 def test_a_connection_storm_neither_wedges_the_listener_nor_starves_the_attached_guest(kind):
-    result = storm.run_on(kind, seconds=2.0, storm=1500, max_guests=16)
+    # loopback TCP: a connect that meets a full accept queue waits for the kernel's 1 s SYN
+    # retransmit, so a smaller storm keeps the short test short (the bench runs 6,000 on each)
+    result = storm.run_on(kind, seconds=2.0, storm=600 if kind == "qemu-socket" else 1500, max_guests=16)
     assert result["connect_never_through"] == 0, result
     assert result["storm_still_open_at_end"] <= 16  # the polling guest holds one of the 16
     assert result["gateway_fds"]["peak"] <= result["gateway_fds"]["idle"] + 16 + 8, result["gateway_fds"]
