@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from gateway.app.config import Config, ConfigError
+from gateway.app.log_output import start_log_output
 from gateway.core.failures import ServingFailed
 from gateway.core.config import DEFAULT_WATCH_INTERVAL
 from gateway.app.plugin_registry import available_plugins, installed_plugins
@@ -43,8 +44,9 @@ EXIT_BAD_CONFIG = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
-                        format="hostclock: %(levelname)s %(message)s" if args.log_level == "debug" else "hostclock: %(message)s")
+    # written by a thread of its own: a stderr nobody reads must not stop the gateway (log_output.py)
+    output = start_log_output(getattr(logging, args.log_level.upper()),
+                              "hostclock: %(levelname)s %(message)s" if args.log_level == "debug" else "hostclock: %(message)s")
     try:
         config = _config_from_args(args)
         return trio.run(args.command, args, config)
@@ -52,8 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure = _startup_failure(e)
         if failure is None:
             raise
+        if output is not None:
+            output.stop()  # the log's last lines before the error's
+            output = None
         print(f"hostclock: error: {failure}", file=sys.stderr)
         return EXIT_BAD_CONFIG if isinstance(failure, ConfigError) else EXIT_START_FAILED
+    finally:
+        if output is not None:
+            output.stop()
 
 
 def _startup_failure(e: BaseException) -> Exception | None:
