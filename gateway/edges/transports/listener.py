@@ -14,10 +14,13 @@ import trio
 
 from gateway.core.admission import DEFAULT_MAX_GUESTS
 
-__all__ = ["serve_listener"]
+__all__ = ["serve_listener", "LISTEN_BACKLOG"]
 
 log = logging.getLogger("hostclock.transport")
 
+#: connections the kernel holds for accept() on a listening transport (Unix or TCP): room for a
+#: burst, since a storm is accepted and refused at once
+LISTEN_BACKLOG = 128
 #: how long to back off when accept() fails for lack of resources (ENOBUFS, ENOMEM; and EMFILE/ENFILE
 #: when no reserve descriptor is left)
 _ACCEPT_BACKOFF = 0.1

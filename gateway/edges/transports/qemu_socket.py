@@ -24,15 +24,13 @@ import trio
 from gateway.core.admission import DEFAULT_MAX_GUESTS
 from gateway.core.config import ConfigError, parse_host_port
 from gateway.edges.transports.base import FrameHandler, TransportError
-from gateway.edges.transports.listener import serve_listener
+from gateway.edges.transports.listener import LISTEN_BACKLOG, serve_listener
 from gateway.edges.transports.qemu_stream import serve_qemu_framed_guest
 
 __all__ = ["QemuSocketTransport", "parse_loopback_address"]
 
 log = logging.getLogger("hostclock.transport.qemu-socket")
 
-#: connections the kernel holds for accept(): room for a burst (a storm is accepted and refused at once)
-_BACKLOG = 128
 
 
 def parse_loopback_address(text: str) -> tuple[str, int]:
@@ -65,7 +63,7 @@ class QemuSocketTransport:
                 raise TransportError(f"{self.host}:{self.port} is in use: stop the other server or choose "
                                      "another port") from None
             raise TransportError(f"cannot listen on {self.host}:{self.port}: {e.strerror}") from None
-        listener.listen(_BACKLOG)
+        listener.listen(LISTEN_BACKLOG)
         listener.setblocking(False)
         self.port = listener.getsockname()[1]  # port 0 asks the kernel for a free one
         self.description = f"qemu-socket {self.host}:{self.port}"

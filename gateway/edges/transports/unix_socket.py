@@ -15,12 +15,10 @@ import trio
 
 from gateway.core.admission import DEFAULT_MAX_GUESTS
 from gateway.edges.transports.base import TransportError
-from gateway.edges.transports.listener import serve_listener
+from gateway.edges.transports.listener import LISTEN_BACKLOG, serve_listener
 
 __all__ = ["bind_unix", "remove_socket_file", "serve_connections", "DEFAULT_MAX_GUESTS"]
 
-#: connections the kernel holds for accept(): room for a burst (a storm is accepted and refused at once)
-LISTEN_BACKLOG = 128
 
 log = logging.getLogger("hostclock.transport")
 
