@@ -50,7 +50,12 @@ class Figure:
 
 
 def realpeers():
-    """The real-peer harness from tests/realpeers (netns + TAP, clients, ChronyServer)."""
+    """The real-peer harness from tests/realpeers (netns + TAP, clients, ChronyServer).
+
+    Puts .peers/bin (where tests/run unpacks chronyd when it is not installed) on PATH too."""
+    peers = str(REPO / ".peers" / "bin")
+    if os.path.isdir(peers) and peers not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = peers + os.pathsep + os.environ.get("PATH", "")
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
     import realpeers as module
