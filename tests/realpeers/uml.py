@@ -97,7 +97,13 @@ def command(socket_path: str | os.PathLike, workdir: Path, *, mac: str = GUEST_M
     return [UML, "mem=256M", f"uml_dir={workdir}", "umid=hostclock-test",
             "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro", f"init={GUEST_INIT}",
             f"vec0:transport=bess,dst={os.fspath(socket_path)},mac={mac}",
-            "con0=null,fd:1", "con=null"]
+            "con0=null,fd:1", "con=null", f"hostclock_chronyd={_host_chronyd()}"]
+
+
+def _host_chronyd() -> str:
+    """The chronyd the host's PATH finds (the guest runs it from the host's /), by its real path."""
+    found = shutil.which("chronyd") or "/usr/sbin/chronyd"
+    return os.path.realpath(found)
 
 
 def boot_on_bess(socket_path: str | os.PathLike, *, timeout: float = BOOT_TIMEOUT) -> UmlRun:
