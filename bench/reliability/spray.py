@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         "destinations": len(targets), "rounds": rounds, "seconds": round(time.monotonic() - started, 1),
         "sent": counts, "ntp_sent": ntp["sent"], "ntp_answered": len(delays),
         "ntp_p99_delay_ms": round(delays[min(len(delays) - 1, int(0.99 * len(delays)))], 2) if delays else None,
+        "ntp_p50_delay_ms": round(delays[len(delays) // 2], 2) if delays else None,
+        "ntp_p90_delay_ms": round(delays[int(0.9 * len(delays))], 2) if delays else None,
+        "ntp_max_delay_ms": round(delays[-1], 2) if delays else None,
     }))
     return 0
 

@@ -120,7 +120,7 @@ async def _serve(args: argparse.Namespace, config: Config) -> int:
     """Run only the host servers the built-in plugins provide (the ntp plugin's SNTP responder)."""
     from gateway.app.assembly import assemble
 
-    servers = [upstream.host_server() for upstream in assemble(config).upstreams.values()
+    servers = [upstream.host_server(user=None) for upstream in assemble(config).upstreams.values()
                if upstream.host_server is not None]
     if not servers:
         raise ConfigError("no plugin provides a host server to serve (is [ntp] upstream set?)")

@@ -194,7 +194,7 @@ class Gateway:
                     if upstream.address is not None:
                         address = upstream.address
                     else:
-                        server = upstream.host_server()
+                        server = upstream.host_server(user=self.config.access.user)
                         address = await nursery.start(server.run)
                         self.host_servers[port] = server
                     self.upstream_addresses[port] = address

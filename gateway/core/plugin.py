@@ -89,8 +89,10 @@ class Upstream:
     port: int
     #: an existing server on the host to forward to, or None to start `host_server`
     address: tuple[str, int] | None = None
-    #: builds the server the gateway starts first and forwards to (used when `address` is None)
-    host_server: Callable[[], HostServer] | None = None
+    #: builds the server the gateway starts first and forwards to (used when `address` is None):
+    #: ``host_server(user=NAME)``, NAME the account the gateway switches to once started (`--user`),
+    #: or None; a server that runs a process of its own has that process switch too
+    host_server: Callable[..., HostServer] | None = None
     #: builds the in-process answerer `hostclock replay` uses (None: replay needs a real --upstream)
     replay_answerer: Callable[[], ReplayAnswerer] | None = None
     #: the key that pairs a request with its reply (NTP: transmit timestamp = originate), for replay

@@ -42,6 +42,10 @@ class NtpConfig:
     max_in_flight: int = DEFAULT_LIMIT
 
     # -- the embedded SNTP responder
+    #: where the embedded responder runs: "process", a child process of its own (the default: the
+    #: gateway's loop cannot delay its replies, `plugins.ntp.responder_process`), or "thread", a
+    #: thread of the gateway's process (one process; replies wait for the GIL while the gateway is busy)
+    responder: str = "process"
     #: where the embedded responder listens (port 0: an ephemeral port)
     listen: str = DEFAULT_RESPONDER_LISTEN
     #: stratum announced while the host clock is served as synchronised. 10 is the stratum
@@ -83,6 +87,8 @@ class NtpConfig:
             raise ConfigError(f"max_in_flight {self.max_in_flight}: give 1 to 65535 requests (0: no cap)")
         if not isinstance(self.residence_correction, bool):
             raise ConfigError(f"residence_correction {self.residence_correction!r}: give true or false")
+        if self.responder not in ("process", "thread"):
+            raise ConfigError(f"responder {self.responder!r}: give \"process\" (its own process) or \"thread\" (the gateway's)")
         host, _ = parse_host_port(self.listen, what="responder listen address")
         if not ipaddress.IPv4Address(host).is_loopback:
             raise ConfigError(f"responder listen address {self.listen} is not on loopback; the responder serves this host only (use 127.0.0.1:PORT)")

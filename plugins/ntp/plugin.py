@@ -2,8 +2,9 @@
 
 The gateway forwards guest NTP to `[ntp] upstream` when set (an existing server
 on the host), otherwise to the embedded SNTP responder, which the gateway starts
-on loopback first (`plugins.ntp.server.SntpServer`, imported only then: it is
-the plugin's one I/O part). A capture replay answers in-process with
+on loopback first: in a process of its own (`plugins.ntp.responder_process`, the
+default) or in a thread of the gateway's (`[ntp] responder = "thread"`:
+`plugins.ntp.server.SntpServer`); each is imported only then. A capture replay answers in-process with
 `plugins.ntp.replay_answerer.EmbeddedResponder`.
 """
 
@@ -41,15 +42,19 @@ def _contribute(settings: NtpConfig, gateway: GatewayConfig) -> Contribution:
         upstream = Upstream(address=parse_host_port(settings.upstream, what="upstream"),
                             description="SNTP server", **common)
     else:
-        upstream = Upstream(host_server=lambda: _embedded_responder(settings),
+        upstream = Upstream(host_server=lambda *, user=None: _embedded_responder(settings, user),
                             description="embedded SNTP responder", **common)
     return Contribution(services=(service,), upstreams=(upstream,))
 
 
-def _embedded_responder(settings: NtpConfig) -> HostServer:
+def _embedded_responder(settings: NtpConfig, user: str | None) -> HostServer:
+    if settings.responder == "process":
+        from plugins.ntp.responder_process import ResponderProcess
+
+        return ResponderProcess(settings, user=user)
     from plugins.ntp.server import SntpServer
 
-    return SntpServer(settings)
+    return SntpServer(settings)  # in this process, which switches to `user` itself
 
 
 def _add_arguments(group: Any, command: str) -> None:
@@ -58,6 +63,9 @@ def _add_arguments(group: Any, command: str) -> None:
                            help="forward guest NTP to this server on the host instead of the embedded responder")
         group.add_argument("--allow-remote-upstream", action="store_const", const=True,
                            help="permit an --upstream that is not on loopback (guest NTP then leaves this machine)")
+        group.add_argument("--responder", choices=("process", "thread"),
+                           help="run the embedded responder in a process of its own (the default: a busy gateway "
+                                "cannot delay its replies) or in a thread of the gateway's")
         group.add_argument("--no-residence-correction", dest="residence_correction", action="store_const",
                            const=False, help="pass NTP replies as the server sent them, without taking out the "
                                              "time the exchange spent inside the gateway (on by default)")
@@ -73,12 +81,14 @@ def _add_arguments(group: Any, command: str) -> None:
 def _table_from_arguments(args: Any, command: str, current: NtpConfig) -> dict[str, Any]:
     names = ["stratum", "refid", "report_unsync"]
     if command == "run":
-        names += ["upstream", "allow_remote_upstream", "residence_correction"]
+        names += ["upstream", "allow_remote_upstream", "residence_correction", "responder"]
     if command == "serve":
         names.append("listen")
     table = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if command == "serve" and "listen" not in table and current.listen == DEFAULT_RESPONDER_LISTEN:
         table["listen"] = SERVE_DEFAULT_LISTEN  # `serve` is the host's SNTP server: the standard port
+    if command == "serve":
+        table["responder"] = "thread"  # `serve` is the responder's own process already
     return table
 
 

@@ -49,7 +49,7 @@ from plugins.ntp.kernel_state import KernelTimeState
 from plugins.ntp.responder import Responder, ServerState
 from plugins.ntp.timestamps import unix_ns_to_ntp
 
-__all__ = ["SntpServer", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER", "STOP_WAIT", "MAX_RESTARTS",
+__all__ = ["SntpServer", "bind_responder_socket", "SO_TIMESTAMPNS", "DRAIN_BATCH", "RECEIVE_BUFFER", "STOP_WAIT", "MAX_RESTARTS",
            "RESTART_WINDOW"]
 
 logger = logging.getLogger("hostclock.sntp")
@@ -136,25 +136,9 @@ class SntpServer:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Bind, report (host, port) through `task_status.started`, and serve until cancelled."""
-        host, port = parse_host_port(self.config.listen, what="responder listen address")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock, self._kernel_timestamps = bind_responder_socket(self.config, kernel_timestamps=self._kernel_timestamps)
         serving = False
         try:
-            sock.setblocking(False)
-            for option, value in ((SO_RXQ_OVFL, 1), (socket.SO_RCVBUF, RECEIVE_QUEUE_BYTES)):
-                try:  # best effort: what the kernel drops is then counted, and drops less often
-                    sock.setsockopt(socket.SOL_SOCKET, option, value)
-                except OSError:
-                    pass
-            if self._kernel_timestamps:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-                except OSError:
-                    self._kernel_timestamps = False
-            try:
-                sock.bind((host, port))
-            except OSError as e:
-                raise OSError(e.errno, f"SNTP responder cannot bind {host}:{port}: {e.strerror}") from None
             self.bound_address = sock.getsockname()
             self._refresh(self._clock())
             self._log_start()
@@ -164,6 +148,22 @@ class SntpServer:
         finally:
             if not serving:
                 sock.close()
+
+    def serve_in_this_thread(self, sock: socket.socket, wait_readable: Callable[[], None], *,
+                             kernel_timestamps: bool) -> Exception:
+        """Serve `sock`, bound already (`bind_responder_socket`), from the calling thread: wait with
+        `wait_readable()` until datagrams are queued, answer them all, and again, until an exception
+        that is not an `Exception` (a signal's) ends it. The responder's own process
+        (`plugins.ntp.responder_child`) runs this. Returns the failure that ended serving for
+        good (what `run` raises as `ServingFailed`)."""
+        self._kernel_timestamps = kernel_timestamps and self._kernel_timestamps
+        self.bound_address = sock.getsockname()
+        self._refresh(self._clock())
+        self._log_start()
+        sock.setblocking(False)
+        failure = self._serve_restarting(sock, wait_readable)
+        assert failure is not None  # without a stop flag, serving ends only by failing or by a signal
+        return failure
 
     def _log_start(self) -> None:
         host, port = self.bound_address
@@ -240,15 +240,20 @@ class SntpServer:
             pass
         await trio.to_thread.run_sync(stopped.wait, STOP_WAIT)
 
-    def _serve_restarting(self, sock: socket.socket) -> Exception | None:
-        """The serving thread's loop. An exception inside it (a bug, or a fault such as a clock
-        that cannot be read) is logged (with its traceback the first time), counted in
-        `restarts`, and the loop starts again with the same socket; more than MAX_RESTARTS
-        within RESTART_WINDOW seconds returns that exception, and the server stops for good.
-        Returns None once stopping."""
+    def _serve_restarting(self, sock: socket.socket, wait_readable: Callable[[], None] | None = None) -> Exception | None:
+        """The serving thread's loop: on a blocking `sock`, draining until stopping; with
+        `wait_readable`, on a non-blocking one, waiting with it and draining what is queued.
+        An exception inside it (a bug, or a fault such as a clock that cannot be read) is logged
+        (with its traceback the first time), counted in `restarts`, and the loop starts again
+        with the same socket; more than MAX_RESTARTS within RESTART_WINDOW seconds returns that
+        exception, and the server stops for good. Returns None once stopping."""
         failures: list[float] = []
         while True:
             try:
+                if wait_readable is not None:
+                    while True:
+                        wait_readable()
+                        self._drain(sock)
                 while not self._drain(sock):
                     pass
                 return None
@@ -316,6 +321,35 @@ class SntpServer:
                 self.answered -= 1
                 drops[SntpDrop.SEND_FAILED] += 1
         return False
+
+
+def bind_responder_socket(config: NtpConfig, *, kernel_timestamps: bool = True) -> tuple[socket.socket, bool]:
+    """The responder's UDP socket, bound to `config.listen`, non-blocking, with its options set, and
+    whether the kernel stamps receive times on it (asked for only when `kernel_timestamps`).
+
+    Raises OSError naming the address if it cannot be bound."""
+    host, port = parse_host_port(config.listen, what="responder listen address")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        for option, value in ((SO_RXQ_OVFL, 1), (socket.SO_RCVBUF, RECEIVE_QUEUE_BYTES)):
+            try:  # best effort: what the kernel drops is then counted, and drops less often
+                sock.setsockopt(socket.SOL_SOCKET, option, value)
+            except OSError:
+                pass
+        if kernel_timestamps:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            except OSError:
+                kernel_timestamps = False
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise OSError(e.errno, f"SNTP responder cannot bind {host}:{port}: {e.strerror}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock, kernel_timestamps
 
 
 def _kernel_drop_count(ancillary: list[tuple[int, int, bytes]]) -> int | None:

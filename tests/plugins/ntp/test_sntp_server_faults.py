@@ -94,7 +94,9 @@ async def test_a_thread_that_keeps_failing_ends_the_server_with_one_line():
 
 def test_the_gateway_exits_1_with_one_line_when_the_responder_fails_for_good(tmp_path):
     """`hostclock run`, with the host clock's reader made to fail after start (fault injection in
-    the child process only), exits 1 with one error line instead of serving without a responder."""
+    the child process only), exits 1 with one error line instead of serving without a responder.
+    The responder runs in the gateway's process here (`--responder thread`), where the fault is
+    injected; test_responder_process.py has the responder's own process failing."""
     script = textwrap.dedent(f"""
         import socket, sys, threading, time
         sys.path.insert(0, {str(REPO)!r})
@@ -119,7 +121,7 @@ def test_the_gateway_exits_1_with_one_line_when_the_responder_fails_for_good(tmp
                 time.sleep(0.05)
         threading.Thread(target=ask_until_it_gives_up, daemon=True).start()
         from gateway.app.cli import main
-        sys.exit(main(["run", "--qemu-stream", {str(tmp_path / "hc.sock")!r}, "--no-dhcp"]))
+        sys.exit(main(["run", "--qemu-stream", {str(tmp_path / "hc.sock")!r}, "--no-dhcp", "--responder", "thread"]))
     """)
     cp = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
     errors = [line for line in cp.stderr.splitlines() if line.startswith("hostclock: error:")]
