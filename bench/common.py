@@ -166,13 +166,15 @@ def free_udp_port() -> int:
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (a responder process, if any)."""
+    """`pid` and its descendants (the responder process), whichever of a process's threads started
+    them (trio starts processes from a worker thread: its `children` list holds them)."""
     pids = [pid]
     i = 0
     while i < len(pids):
         try:
-            with open(f"/proc/{pids[i]}/task/{pids[i]}/children") as f:
-                pids.extend(int(p) for p in f.read().split())
+            for task in os.listdir(f"/proc/{pids[i]}/task"):
+                with open(f"/proc/{pids[i]}/task/{task}/children") as f:
+                    pids.extend(int(p) for p in f.read().split() if int(p) not in pids)
         except OSError:
             pass
         i += 1

@@ -277,9 +277,14 @@ class Gateway:
                 else:
                     driver = self._drivers.get(output.port)
                     if driver is not None:
-                        driver.submit(output, link, read_ns)  # its replies come back on this link
+                        sent = driver.submit(output, link, read_ns)  # its replies come back on this link
                     else:
                         self._drops[self._unforwarded(output.port)] += 1
+                        sent = False
+                    if not sent:  # what the service counted for it (a place under max_in_flight) goes
+                        not_forwarded = getattr(self.stack.forwarders.get(output.port), "not_forwarded", None)
+                        if not_forwarded is not None:
+                            not_forwarded(output)
         except Exception:
             self._internal_error(f"a frame from {link.description}")
 

@@ -101,6 +101,11 @@ class ForwardingService(UdpService, Protocol):
         """Screen an upstream reply on a flow; the payload to pass to the guest, or None to drop it."""
         ...
 
+    # Optional, not part of the protocol (a service without it is still one):
+    # ``not_forwarded(request: Forward) -> None`` is called when the gateway could not send a
+    # Forward upstream (no upstream yet, a full send buffer), so that whatever `handle_datagram`
+    # counted for it (the ntp plugin's place under max_in_flight) is given back at once.
+
 
 @runtime_checkable
 class GuestLifecycle(Protocol):

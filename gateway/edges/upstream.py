@@ -152,15 +152,16 @@ class UpstreamDriver:
         self._timed = timing_keys is not None
         self._request_key, self._reply_key = timing_keys or (None, None)
 
-    def submit(self, request: Forward, link: GuestLink, read_ns: int | None = None) -> None:
+    def submit(self, request: Forward, link: GuestLink, read_ns: int | None = None) -> bool:
         """Send a guest datagram upstream on its flow's socket (opened on first use); the flow's
         replies go to `link`, the guest link the datagram came in on. `read_ns`: when its frame
-        was read from the transport (monotonic ns), to time the request's residence."""
+        was read from the transport (monotonic ns), to time the request's residence. False (and
+        counted) when it could not be sent."""
         entry = self._flows.get(request.flow.id)
         if entry is None:
             entry = self._open(request.flow, link)
             if entry is None:
-                return
+                return False
         else:
             entry.link = link
         payload = request.payload
@@ -169,10 +170,10 @@ class UpstreamDriver:
             entry.sock.send(payload)
         except BlockingIOError:
             self.drops["upstream: socket send buffer full"] += 1
-            return
+            return False
         except OSError as e:  # e.g. ECONNREFUSED from an earlier ICMP error: nobody listens upstream
             self.drops[f"upstream: send failed ({e.strerror})"] += 1
-            return
+            return False
         if read_ns is not None and self._timed:
             timed = entry.timed
             if len(timed) >= _TIMED_PER_FLOW:
@@ -182,6 +183,7 @@ class UpstreamDriver:
             self._close_finished_flows()  # evicted flows' sockets go now, replies or not: bounded
         if self._spare is None:
             self._make_spare()  # while the request is upstream: its residence is corrected either way
+        return True
 
     def _make_spare(self) -> None:
         # the next new flow's socket (real clients use a new port per query), off the request's path

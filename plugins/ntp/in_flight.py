@@ -67,6 +67,12 @@ class InFlight:
         if sent:
             sent.popleft()
 
+    def abandoned(self, guest: bytes) -> None:
+        """`guest`'s latest admitted request was never sent upstream after all: not outstanding."""
+        sent = self._sent.get(guest)
+        if sent:
+            sent.pop()
+
     def outstanding(self, guest: bytes) -> int:
         sent = self._sent.get(guest)
         return len(sent) if sent else 0

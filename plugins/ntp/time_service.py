@@ -109,6 +109,12 @@ class TimeService:
                 return [Forward(self.port, flow, payload), reading]
         return [Forward(self.port, flow, payload)]
 
+    def not_forwarded(self, request: Forward) -> None:
+        """The gateway could not send `request` upstream (no upstream yet, a full send buffer): its
+        place under `max_in_flight` goes at once, not when it would have timed out."""
+        if self.in_flight is not None:
+            self.in_flight.abandoned(request.flow.guest.mac + request.flow.guest.ip)
+
     def handle_upstream(self, flow_id: int, payload: bytes, now: float) -> bytes | None:
         flow = self.flows.get(flow_id)
         if flow is None:

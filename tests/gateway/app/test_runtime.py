@@ -358,3 +358,17 @@ async def test_a_vmnet_guest_cannot_speak_with_another_mac(tmp_path):
             assert drops == {"vmnet: source MAC is not the guest's (assigned at the handshake)": 1}
             assert gateway.counters()["frames_received"] == 1
             a.close()
+
+
+async def test_a_request_the_gateway_cannot_forward_gives_back_its_place_under_max_in_flight():
+    """A request taken before its upstream is there (no driver yet: a frame in the moment before the
+    upstreams start) is dropped and counted, and its place under max_in_flight goes at once, instead
+    of holding it until the timeout (1 s, which a guest asking again at once spent waiting)."""
+    gateway = Gateway(Config.from_mapping({"ntp": {"max_in_flight": 1}}), MemoryTransport())
+    link = gateway.transport.link("a")
+    for i in range(3):
+        gateway._on_frame(ntp_request(MAC_A, IP_A, 40000 + i, bytes([i + 1]) * 8), link, None)
+    service = gateway.stack.forwarders[123]
+    assert service.in_flight.outstanding(bytes.fromhex(MAC_A.replace(":", "")) + bytes(map(int, IP_A.split(".")))) == 0
+    assert service.in_flight.refused == 0
+    assert gateway._drops == {"gateway: starting, upstream not ready yet": 3}

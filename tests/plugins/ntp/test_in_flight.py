@@ -37,6 +37,15 @@ def test_replies_free_the_guests_places():
     assert service.handle_datagram(FLOODER[4], GW, ntp_request(), 1.003) == []
 
 
+def test_a_request_the_gateway_could_not_send_gives_its_place_back_at_once():
+    service = TimeService(in_flight=InFlight(2))
+    first, second = (service.handle_datagram(POLITE, GW, ntp_request(), 1.0)[0] for _ in range(2))
+    assert service.handle_datagram(POLITE, GW, ntp_request(), 1.0) == []  # at the cap
+    service.not_forwarded(second)  # no upstream yet, say
+    assert len(service.handle_datagram(POLITE, GW, ntp_request(), 1.0)) == 1
+    assert service.in_flight.outstanding(POLITE.mac + POLITE.ip) == 2
+
+
 def test_a_request_never_answered_stops_counting_after_the_timeout():
     cap = InFlight(2, timeout=1.0)
     guest = b"guest"
