@@ -105,11 +105,17 @@ class ResponderProcess:
             if "ready" not in said:
                 if proc.returncode is None:
                     proc.kill()
-                await proc.wait()
-                if "error" in said:  # a port in use, say: start-up stops with it
+                returncode = await proc.wait()
+                starting = self.bound_address is None
+                if "error" in said and starting:  # a port in use, say: start-up stops with it
                     raise OSError(f"SNTP responder cannot bind {config.listen}: {said['error']}")
-                raise ServingFailed(f"SNTP responder process did not start ({_exit_phrase(proc.returncode)}"
-                                    + (f", said {first!r}" if first else "") + ")")
+                if "error" in said:  # its address was taken meanwhile: the gateway forwards there
+                    raise ServingFailed(f"SNTP responder cannot bind {config.listen} again: {said['error']}; "
+                                        "stopping rather than answer nothing")
+                if starting:
+                    raise ServingFailed(f"SNTP responder process did not start ({_exit_phrase(returncode)}"
+                                        + (f", said {first!r}" if first else "") + ")")
+                return returncode  # a restart that died before it served: one more failure
             host, port = said["ready"]
             self.bound_address = (str(host), int(port))
             self.pid = proc.pid

@@ -170,7 +170,10 @@ async def test_stopping_ends_the_child_and_collects_its_last_counters():
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:  # a thread that has just ended
+            pass
     return found
 
 
@@ -207,3 +210,37 @@ def test_the_gateways_responder_process_goes_when_the_gateway_is_killed(tmp_path
         if gateway.poll() is None:
             gateway.kill()
             gateway.wait()
+
+
+def test_the_gateway_exits_1_with_one_line_when_its_responder_process_keeps_dying(tmp_path):
+    """`hostclock run`: its responder process killed again each time it is back, 6 times within the
+    minute: the gateway exits 1 with one error line, never serving on without a responder."""
+    import subprocess
+    import sys
+    import time
+
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--qemu-stream", str(tmp_path / "q.sock"),
+                                "--no-dhcp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "on the embedded SNTP responder" in gateway.stdout.readline()
+        killed: set[int] = set()
+        deadline = time.monotonic() + 30
+        while gateway.poll() is None and time.monotonic() < deadline:
+            for child in _children(gateway.pid):
+                try:
+                    responder = "responder_child" in Path(f"/proc/{child}/cmdline").read_text()
+                except FileNotFoundError:  # gone already
+                    continue
+                if child not in killed and responder:
+                    os.kill(child, signal.SIGKILL)
+                    killed.add(child)
+            time.sleep(0.01)
+        _, stderr = gateway.communicate(timeout=30)
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait()
+    errors = [line for line in stderr.splitlines() if line.startswith("hostclock: error:")]
+    assert gateway.returncode == 1, stderr[-2000:]
+    assert len(errors) == 1 and "its process exited 6 times" in errors[0], stderr[-2000:]
+    assert len(killed) == 6 and "Traceback" not in stderr
