@@ -13,10 +13,21 @@ from gateway_process import GatewayProcess
 from guest_frames import ntp_request, udp_to_gateway
 
 
+def connect_through_a_full_backlog(sock: socket.socket, path: str) -> None:
+    """Connect; a full listen backlog is EAGAIN on a Unix socket: a moment, then again (for 1 s)."""
+    for _ in range(500):
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            time.sleep(0.002)
+    raise AssertionError("the listener took no connection in 1 s: the gateway has stopped")
+
+
 def query_over_qemu_stream(path: str, transmit: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
-        sock.connect(path)
+        connect_through_a_full_backlog(sock, path)  # the churn's last connections may still fill it
         frame = udp_to_gateway(ntp_request(transmit=transmit))
         sock.sendall(struct.pack("!I", len(frame)) + frame)
         buffer = b""
@@ -40,14 +51,7 @@ def test_a_gateway_whose_stderr_is_never_read_goes_on_serving(tmp_path):
         for _ in range(2000):
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as churn:
                 churn.settimeout(5)
-                for attempt in range(500):  # a full backlog is EAGAIN: a moment, then again
-                    try:
-                        churn.connect(path)
-                        break
-                    except BlockingIOError:
-                        time.sleep(0.002)
-                else:
-                    raise AssertionError("the listener took no connection in 1 s: the gateway has stopped")
+                connect_through_a_full_backlog(churn, path)
         reply = query_over_qemu_stream(path, b"\x11" * 8)
         assert reply[66:74] == b"\x11" * 8
         assert gateway.stop() == 0
